@@ -1,0 +1,1 @@
+"""Thin wrappers over the compiled kernels: validate, make contiguous, allocate, call _C."""
