@@ -9,7 +9,12 @@
 #define MB_HD __host__ __device__ __forceinline__
 #define MB_UNROLL _Pragma("unroll")
 #else
+// Force inlining: the per-corner helpers are small and called inside the hottest loops.
+#if defined(__GNUC__) || defined(__clang__)
+#define MB_HD inline __attribute__((always_inline))
+#else
 #define MB_HD inline
+#endif
 #if defined(__clang__)
 #define MB_UNROLL _Pragma("unroll")
 #elif defined(__GNUC__)

@@ -49,7 +49,8 @@ LevelTable make_level_table(const HashGridConfig& c) {
     lv.resolution[l] = res;
     lv.size[l] = static_cast<uint32_t>(size);
     lv.hashed[l] = size < dense ? 1u : 0u;
-    lv.pow2[l] = (size & (size - 1)) == 0 ? 1u : 0u;
+    // A hashed level always has the full 2^log2_hashmap_size entries; the kernels mask instead of dividing.
+    if (lv.hashed[l] && size != max_size) throw std::logic_error("hashed level without 2^log2_hashmap_size entries");
     lv.offset[l] = offset;
     offset += static_cast<int64_t>(size);
   }

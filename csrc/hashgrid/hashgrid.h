@@ -38,8 +38,7 @@ struct LevelTable {
   float scale[kMaxLevels];        // scale_l = exp2f(l * log2f(b)) * N_min - 1 (float32, as tiny-cuda-nn)
   uint32_t resolution[kMaxLevels];  // res_l = ceil(scale_l) + 1 vertices per axis
   uint32_t size[kMaxLevels];      // entries in level l
-  uint32_t hashed[kMaxLevels];    // 1 when size_l < res_l^D (level uses the hash)
-  uint32_t pow2[kMaxLevels];      // 1 when size_l is a power of two (modulo becomes a mask)
+  uint32_t hashed[kMaxLevels];    // 1 when size_l < res_l^D (level uses the hash; then size_l = 2^log2_hashmap_size)
   int64_t offset[kMaxLevels];     // first entry of level l
   int64_t n_entries = 0;          // E
 };

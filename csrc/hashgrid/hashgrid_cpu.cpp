@@ -9,32 +9,65 @@ namespace morphbias {
 
 namespace {
 
-// Points per block. Within a block the loops run level by level, so a thread touches one level's
-// table (at most 2^24 entries, 4 MB at the default size) at a time instead of all of them: the
-// level stays in L2/L3 while the block's outputs (256 x L*F values) stay in L1/L2.
-constexpr int64_t kGatherBlock = 256;
-// The scatter splits work by level; a larger block means fewer barriers.
-constexpr int64_t kScatterBlock = 4096;
+// Points per block. Within a block the loops run level by level, so a thread works on one level's
+// table (4 MB at the default 2^19 entries, F = 2) at a time: 65536 points put about 8 corner reads on
+// every cache line of that table, which then stays in L3 for the whole block, instead of every read
+// going to DRAM as it does when points sweep all 57 MB of levels in turn (measured: 2^19 forward,
+// 2 threads, 256-point blocks 425 ms, 65536-point blocks 63 ms with prefetching; bench/RESULTS.md).
+constexpr int64_t kMaxBlock = 65536;
+constexpr int64_t kMinBlock = 1024;
+
+// Gather kernels split points over threads: blocks no larger than n / threads keep every thread busy.
+// Block size never changes a result: each point's outputs are computed alone, levels in order.
+int64_t gather_block(int64_t n, int threads) {
+  const int64_t per_thread = (n + threads - 1) / std::max(threads, 1);
+  return std::max(kMinBlock, std::min(kMaxBlock, per_thread));
+}
+
+// Points located per round before any table is read: their corner loads are then issued as
+// prefetches together, so many cache misses are in flight at once instead of the few that the
+// out-of-order window reaches (the large tables are latency bound, see bench/RESULTS.md).
+constexpr int kChunk = 16;
+
+template <typename T, int D, int F>
+void prefetch_corners(const uint32_t* idx, const T* table) {
+  MB_UNROLL
+  for (int c = 0; c < (1 << D); ++c) __builtin_prefetch(table + static_cast<int64_t>(idx[c]) * F);
+}
+
+template <typename T, int D, int F, bool DERIV>
+void fwd_level_range(const HashGridConfig& c, const LevelTable& lv, int l, int64_t lo, int64_t hi, const T* x,
+                     const T* params, const T* dir, T* y, T* J, T* jvp) {
+  const int LF = lv.n_levels * F;
+  const T* table = params + lv.offset[l] * F;
+  LevelCorners<T, D, DERIV> lc[kChunk];
+  for (int64_t i0 = lo; i0 < hi; i0 += kChunk) {
+    const int m = static_cast<int>(std::min<int64_t>(kChunk, hi - i0));
+    for (int k = 0; k < m; ++k) {
+      lc[k] = LevelCorners<T, D, DERIV>(lv, l, c.interpolation, x + (i0 + k) * D);
+      prefetch_corners<T, D, F>(lc[k].idx, table);
+    }
+    for (int k = 0; k < m; ++k) {
+      const int64_t i = i0 + k;
+      fwd_gather<T, D, F, DERIV>(lc[k], l, table, dir ? dir + i * D : nullptr, y ? y + i * LF : nullptr,
+                                 J ? J + i * LF * D : nullptr, jvp ? jvp + i * LF : nullptr);
+    }
+  }
+}
 
 template <typename T, int D, int F>
 void fwd_impl(const HashGridConfig& c, const LevelTable& lv, Launch run, int64_t n, const T* x, const T* params,
               const T* dir, T* y, T* J, T* jvp) {
-  const int L = lv.n_levels, LF = L * F, interp = c.interpolation;
+  const int L = lv.n_levels;
   const bool deriv = J || jvp;
-  const int64_t n_blocks = (n + kGatherBlock - 1) / kGatherBlock;
+  const int64_t block = gather_block(n, run.num_threads);
+  const int64_t n_blocks = (n + block - 1) / block;
 #pragma omp parallel for schedule(static) num_threads(run.num_threads)
   for (int64_t blk = 0; blk < n_blocks; ++blk) {
-    const int64_t lo = blk * kGatherBlock, hi = std::min(n, lo + kGatherBlock);
+    const int64_t lo = blk * block, hi = std::min(n, lo + block);
     for (int l = 0; l < L; ++l) {
-      for (int64_t i = lo; i < hi; ++i) {
-        T* y_i = y ? y + i * LF : nullptr;
-        if (deriv) {
-          fwd_point_level<T, D, F, true>(lv, l, interp, x + i * D, params, dir ? dir + i * D : nullptr, y_i,
-                                         J ? J + i * LF * D : nullptr, jvp ? jvp + i * LF : nullptr);
-        } else {
-          fwd_point_level<T, D, F, false>(lv, l, interp, x + i * D, params, nullptr, y_i, nullptr, nullptr);
-        }
-      }
+      if (deriv) fwd_level_range<T, D, F, true>(c, lv, l, lo, hi, x, params, dir, y, J, jvp);
+      else fwd_level_range<T, D, F, false>(c, lv, l, lo, hi, x, params, nullptr, y, nullptr, nullptr);
     }
   }
 }
@@ -42,39 +75,68 @@ void fwd_impl(const HashGridConfig& c, const LevelTable& lv, Launch run, int64_t
 template <typename T, int D, int F>
 void input_grad_impl(const HashGridConfig& c, const LevelTable& lv, Launch run, int64_t n, const T* x,
                      const T* params, Cotangent cot, T* dL_dx) {
-  const int L = lv.n_levels, LF = L * F, interp = c.interpolation;
-  const int64_t n_blocks = (n + kGatherBlock - 1) / kGatherBlock;
+  const int L = lv.n_levels, LF = L * F;
+  const int64_t block = gather_block(n, run.num_threads);
+  const int64_t n_blocks = (n + block - 1) / block;
 #pragma omp parallel for schedule(static) num_threads(run.num_threads)
   for (int64_t blk = 0; blk < n_blocks; ++blk) {
-    const int64_t lo = blk * kGatherBlock, hi = std::min(n, lo + kGatherBlock);
+    const int64_t lo = blk * block, hi = std::min(n, lo + block);
     for (int64_t i = lo; i < hi; ++i)
       for (int e = 0; e < D; ++e) dL_dx[i * D + e] = T(0);
-    for (int l = 0; l < L; ++l)  // levels in order for every point: a fixed summation order
-      for (int64_t i = lo; i < hi; ++i)
-        input_grad_point_level<T, D, F>(lv, l, interp, x + i * D, params, point_cot<T, D>(cot, i, LF),
-                                        dL_dx + i * D);
+    LevelCorners<T, D, true> lc[kChunk];
+    for (int l = 0; l < L; ++l) {  // levels in order for every point: a fixed summation order
+      const T* table = params + lv.offset[l] * F;
+      for (int64_t i0 = lo; i0 < hi; i0 += kChunk) {
+        const int m = static_cast<int>(std::min<int64_t>(kChunk, hi - i0));
+        for (int k = 0; k < m; ++k) {
+          lc[k] = LevelCorners<T, D, true>(lv, l, c.interpolation, x + (i0 + k) * D);
+          prefetch_corners<T, D, F>(lc[k].idx, table);
+        }
+        for (int k = 0; k < m; ++k)
+          input_grad_gather<T, D, F>(lc[k], l, table, point_cot<T, D>(cot, i0 + k, LF), dL_dx + (i0 + k) * D);
+      }
+    }
+  }
+}
+
+template <typename T, int D, int F, bool DERIV>
+void param_grad_level_range(const HashGridConfig& c, const LevelTable& lv, int l, int64_t lo, int64_t hi,
+                            const T* x, Cotangent cot, T* grad) {
+  const int LF = lv.n_levels * F;
+  T* table = grad + lv.offset[l] * F;
+  auto add = [table](int64_t entry, const T* v) {
+    T* gp = table + entry * F;
+    MB_UNROLL
+    for (int f = 0; f < F; ++f) gp[f] += v[f];
+  };
+  LevelCorners<T, D, DERIV> lc[kChunk];
+  for (int64_t i0 = lo; i0 < hi; i0 += kChunk) {
+    const int m = static_cast<int>(std::min<int64_t>(kChunk, hi - i0));
+    for (int k = 0; k < m; ++k) {
+      lc[k] = LevelCorners<T, D, DERIV>(lv, l, c.interpolation, x + (i0 + k) * D);
+      prefetch_corners<T, D, F>(lc[k].idx, table);
+    }
+    for (int k = 0; k < m; ++k)  // points in order: the sum into each entry has a fixed order
+      param_grad_scatter<T, D, F, DERIV>(lc[k], l, 0, point_cot<T, D>(cot, i0 + k, LF), add);
   }
 }
 
 template <typename T, int D, int F>
 void param_grad_impl(const HashGridConfig& c, const LevelTable& lv, Launch run, int64_t n, const T* x,
                      Cotangent cot, T* grad) {
-  const int L = lv.n_levels, LF = L * F, interp = c.interpolation;
-  const int64_t n_blocks = (n + kScatterBlock - 1) / kScatterBlock;
-  auto add = [grad](int64_t entry, const T* v) {
-    T* gp = grad + entry * F;
-    MB_UNROLL
-    for (int f = 0; f < F; ++f) gp[f] += v[f];
-  };
+  const int L = lv.n_levels;
+  const int64_t n_blocks = (n + kMaxBlock - 1) / kMaxBlock;
+  const bool deriv = cot.B || (cot.b && cot.g);
   // Levels own disjoint parameter ranges, so giving each level of a block to one thread needs no atomics,
   // and each entry receives its points' contributions in point order whatever the thread count.
 #pragma omp parallel num_threads(run.num_threads)
   for (int64_t blk = 0; blk < n_blocks; ++blk) {
-    const int64_t lo = blk * kScatterBlock, hi = std::min(n, lo + kScatterBlock);
+    const int64_t lo = blk * kMaxBlock, hi = std::min(n, lo + kMaxBlock);
 #pragma omp for schedule(dynamic, 1)
-    for (int l = 0; l < L; ++l)
-      for (int64_t i = lo; i < hi; ++i)
-        param_grad_point_level<T, D, F>(lv, l, interp, x + i * D, point_cot<T, D>(cot, i, LF), add);
+    for (int l = 0; l < L; ++l) {
+      if (deriv) param_grad_level_range<T, D, F, true>(c, lv, l, lo, hi, x, cot, grad);
+      else param_grad_level_range<T, D, F, false>(c, lv, l, lo, hi, x, cot, grad);
+    }
   }
 }
 

@@ -74,13 +74,13 @@ struct AtomicAdd {
   }
 };
 
-template <typename T, int D, int F>
+template <typename T, int D, int F, bool DERIV>
 __global__ void param_grad_kernel(LevelTable lv, int interp, int64_t n, const T* __restrict__ x, Cotangent cot,
                                   T* __restrict__ grad) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int l = blockIdx.y;
   if (i >= n) return;
-  param_grad_point_level<T, D, F>(lv, l, interp, x + i * D, point_cot<T, D>(cot, i, lv.n_levels * F),
+  param_grad_point_level<T, D, F, DERIV>(lv, l, interp, x + i * D, point_cot<T, D>(cot, i, lv.n_levels * F),
                                   AtomicAdd<T, F>{grad});
 }
 
@@ -134,8 +134,13 @@ void hashgrid_param_grad_cuda(const HashGridConfig& c, const LevelTable& lv, DTy
   const dim3 grid(blocks_for(n), lv.n_levels);
   dispatch_t_d_f(dt, c.n_input_dims, c.n_features_per_level, [&](auto t, auto d, auto f) {
     using T = typename decltype(t)::type;
-    param_grad_kernel<T, decltype(d)::value, decltype(f)::value><<<grid, kThreads, 0, as_stream(run)>>>(
-        lv, c.interpolation, n, static_cast<const T*>(x), cot, static_cast<T*>(dL_dparams));
+    constexpr int D = decltype(d)::value, F = decltype(f)::value;
+    auto launch = [&](auto kernel) {
+      kernel<<<grid, kThreads, 0, as_stream(run)>>>(lv, c.interpolation, n, static_cast<const T*>(x), cot,
+                                                     static_cast<T*>(dL_dparams));
+    };
+    if (cot.B || (cot.b && cot.g)) launch(param_grad_kernel<T, D, F, true>);
+    else launch(param_grad_kernel<T, D, F, false>);
   });
   check_cuda(cudaGetLastError(), "hashgrid_param_grad (CUDA launch)");
 }

@@ -1,0 +1,1 @@
+"""Benchmarks behind `morphbias-fast bench ...` (bench/ at the project root holds their results)."""
