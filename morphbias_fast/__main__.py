@@ -1,0 +1,3 @@
+from morphbias_fast.cli import main
+
+main(prog_name="morphbias-fast")

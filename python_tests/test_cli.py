@@ -1,0 +1,52 @@
+import json
+import shutil
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from morphbias_fast.cli import main
+
+
+def test_info_lists_the_build():
+    result = CliRunner().invoke(main, ["info"])
+    assert result.exit_code == 0, result.output
+    assert "version" in result.output and "cuda" in result.output
+
+
+def test_console_script_is_installed(tmp_path):
+    # Run outside the source tree so that the installed package, not the source folder, is imported.
+    script = shutil.which("morphbias-fast")
+    assert script, "the morphbias-fast console script is not on PATH"
+    for cmd in ([script, "--help"], [sys.executable, "-m", "morphbias_fast", "--help"]):
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+        assert out.returncode == 0 and "bench" in out.stdout, out.stderr
+
+
+def test_bench_encode_writes_ratios(tmp_path):
+    path = tmp_path / "out" / "bench.json"
+    result = CliRunner().invoke(main, ["bench", "encode", "--n", "512", "--levels", "4", "--log2-hashmap-size", "12",
+                                       "--repeats", "1", "--json", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "ratio vs ref" in result.output
+    data = json.loads(path.read_text())
+    for workload in ("forward", "forward+backward", "jacobian"):
+        assert data["mqps"][workload]["morphbias"] > 0
+        assert data["mqps"][workload]["reference"] > 0
+        assert data["ratio_vs_reference"][workload] > 0
+    assert not list(path.parent.glob(".bench.json.*"))  # no temporary left behind
+
+
+def test_bench_encode_refuses_cuda_without_gpu_cleanly():
+    import torch
+
+    if torch.cuda.is_available():
+        return  # the refusal only applies without a usable GPU
+    result = CliRunner().invoke(main, ["bench", "encode", "--device", "cuda", "--n", "16"])
+    assert result.exit_code == 2
+    assert "needs a GPU" in result.output
+
+
+def test_bad_option_names_the_option():
+    result = CliRunner().invoke(main, ["bench", "encode", "--dims", "4"])
+    assert result.exit_code == 2 and "--dims" in result.output
