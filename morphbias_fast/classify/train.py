@@ -1,0 +1,156 @@
+"""Training, prediction and the `classify` stage.
+
+Images are standardised one by one (zero mean, unit variance), so the classifier sees shape, not scanner
+gain. Model selection keeps the epoch with the best validation accuracy (ties: lower validation loss).
+Deterministic for a seed on the CPU (seeded shuffling, deterministic torch algorithms)."""
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from morphbias_fast.classify.model import CNN
+from morphbias_fast.errors import MorphbiasError
+from morphbias_fast.io import atomic_path, write_json
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    device: str = "auto"
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise MorphbiasError("--device cuda was asked for, but torch sees no GPU")
+    if device not in ("cpu", "cuda"):
+        raise MorphbiasError(f"--device must be auto, cpu or cuda, got {device!r}")
+    return torch.device(device)
+
+
+def standardise(images: np.ndarray) -> torch.Tensor:
+    """[N, *spatial] -> [N, 1, *spatial] float32, each image with zero mean and unit variance."""
+    x = torch.as_tensor(np.asarray(images, dtype=np.float32))
+    flat = x.reshape(len(x), -1)
+    x = (x - flat.mean(1).view(-1, *[1] * (x.dim() - 1))) / flat.std(1).clamp_min(1e-6).view(-1, *[1] * (x.dim() - 1))
+    return x.unsqueeze(1)
+
+
+@contextlib.contextmanager
+def _deterministic():
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
+def predict_proba(model: CNN, x: torch.Tensor, device: torch.device, batch: int = 128) -> np.ndarray:
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for lo in range(0, len(x), batch):
+            out.append(F.softmax(model(x[lo: lo + batch].to(device)), dim=1)[:, 1].cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+
+
+def fit(x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor, y_val: np.ndarray, cfg: TrainConfig,
+        sample_weight: np.ndarray | None = None, progress: bool = True):
+    """Train a CNN from scratch; returns (model at the selected epoch, history list of dicts)."""
+    from tqdm import tqdm
+
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model = CNN(dim=x_train.dim() - 2).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    y_t = torch.as_tensor(y_train, dtype=torch.long)
+    w_t = torch.as_tensor(sample_weight if sample_weight is not None else np.ones(len(y_train)), dtype=torch.float32)
+    y_v = torch.as_tensor(y_val, dtype=torch.long)
+    best, best_key, history = None, None, []
+    bar = tqdm(range(cfg.epochs), desc="classify", unit="epoch", disable=not progress)
+    with _deterministic():
+        for epoch in bar:
+            model.train()
+            perm = torch.randperm(len(y_t), generator=gen)
+            total = 0.0
+            for lo in range(0, len(perm), cfg.batch_size):
+                idx = perm[lo: lo + cfg.batch_size]
+                if len(idx) < 2:  # BatchNorm needs two samples
+                    continue
+                logits = model(x_train[idx].to(device))
+                loss = (F.cross_entropy(logits, y_t[idx].to(device), reduction="none") * w_t[idx].to(device)).sum()
+                loss = loss / w_t[idx].sum().to(device)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(idx)
+            sched.step()
+            p_val = predict_proba(model, x_val, device)
+            val_loss = float(F.binary_cross_entropy(torch.as_tensor(p_val).clamp(1e-6, 1 - 1e-6), y_v.float()))
+            val_acc = float(((p_val >= 0.5) == y_val).mean())
+            history.append({"epoch": epoch + 1, "train_loss": total / len(y_t), "val_loss": val_loss,
+                            "val_acc": val_acc})
+            key = (val_acc, -val_loss)
+            if best_key is None or key > best_key:
+                best_key, best = key, copy.deepcopy(model.state_dict())
+            bar.set_postfix(val_acc=f"{val_acc:.3f}", best=f"{best_key[0]:.3f}")
+    model.load_state_dict(best)
+    return model, history
+
+
+def predictions_frame(cohort, prob: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"participant_id": cohort.ids, "split": cohort.splits, "y_true": cohort.labels,
+                         "prob": prob, "y_pred": (prob >= 0.5).astype(int)})
+
+
+def run_classify(cohort_dir, run_dir, label_column: str = "disease", cfg: TrainConfig = TrainConfig(),
+                 progress: bool = True) -> pd.DataFrame:
+    """Train on train, select on val, predict every split; writes RUN_DIR/classify/{predictions.csv,
+    model.pt, metrics.json}. Returns the predictions."""
+    from morphbias_fast.data import load_cohort
+    from morphbias_fast.evaluation import group_metrics
+
+    cohort = load_cohort(cohort_dir, label_column=label_column)
+    tr, va = cohort.index("train"), cohort.index("val")
+    if len(tr) < 2 or len(va) < 1:
+        raise MorphbiasError(f"{cohort.root}: classify needs at least 2 train and 1 val participants "
+                             f"(found {len(tr)} and {len(va)})")
+    x = standardise(cohort.images)
+    y = cohort.labels
+    model, history = fit(x[tr], y[tr], x[va], y[va], cfg, progress=progress)
+    prob = predict_proba(model, x, resolve_device(cfg.device))
+    preds = predictions_frame(cohort, prob)
+
+    out = Path(run_dir) / "classify"
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "model.pt") as tmp:
+        torch.save({"state_dict": model.state_dict(), "dim": model.dim, "train_config": asdict(cfg),
+                    "label_column": label_column, "history": history}, tmp)
+    metrics = {"train_config": asdict(cfg), "history": history, "splits": {}}
+    for split in ("train", "val", "test"):
+        sel = preds["split"] == split
+        if not sel.any():
+            continue
+        m = {"acc": float((preds.y_pred[sel] == preds.y_true[sel]).mean()), "n": int(sel.sum())}
+        if cohort.bias is not None:
+            m.update(group_metrics(preds.y_true[sel], preds.y_pred[sel], cohort.bias[sel.to_numpy()]))
+        metrics["splits"][split] = m
+    write_json(out / "metrics.json", metrics)
+    with atomic_path(out / "predictions.csv") as tmp:
+        preds.to_csv(tmp, index=False, float_format="%.6f")
+    return preds

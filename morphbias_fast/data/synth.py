@@ -1,0 +1,203 @@
+"""`morphbias-fast synth`: a cohort with a known morphological bias (METHOD.md section 1).
+
+Every subject image is the atlas warped by exp(v), v = sum_k s_k * global_mode_k (subject effect)
++ c_d * disease_mode (right insula) + bias * c_b * bias_mode (left putamen), with
+s_k ~ truncated N(0,1) on [-3.5, 3.5], c_d ~ N(+1,1) for diseased and N(-1,1) for controls, c_b ~ N(2,1).
+P(bias | disease) = bias_level, P(bias | no disease) = 1 - bias_level; disease prevalence 0.5 in train and
+val; the test split is balanced over the four (bias, disease) groups. Counts are exact (shuffled), not
+Bernoulli draws, so every cohort has the skew it was asked for.
+
+Output (BIDS-style, all written in a temporary folder that is renamed at the end):
+  participants.tsv, dataset_description.json
+  sub-<label>/anat/sub-<label>_T1w.nii.gz
+  derivatives/synth/sub-<label>/anat/sub-<label>_desc-displacement_xfm.nii.gz  (ITK: LPS mm, subject(x) = atlas(x + u(x)))
+  atlas/atlas_T1w.nii.gz, atlas/atlas_mask.nii.gz
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import torch
+
+from morphbias_fast.data import deform
+from morphbias_fast.data.template import REGIONS, Template, load_template
+from morphbias_fast.errors import MorphbiasError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    bias_level: float = 0.9
+    n_train: int = 1000
+    n_val: int = 500
+    n_test: int = 500
+    dim: int = 2
+    spacing: float = 2.0
+    seed: int = 0
+    # Effect sizes (ours; tuned so that the classifier shows the paper's phenomenon, bench/RESULTS.md):
+    disease_mm: float = 2.0     # largest displacement of the disease mode per unit coefficient
+    bias_mm: float = 2.0        # same for the bias mode
+    subject_mm: float = 1.5     # RMS displacement of the whole subject effect
+    region_radius_mm: float = 9.0
+    n_modes: int = 10
+    smooth_mm: float = 20.0     # smoothness of the global modes
+    squaring_steps: int = 7
+
+    def __post_init__(self):
+        if not 0.0 <= self.bias_level <= 1.0:
+            raise MorphbiasError(f"--bias-level must be in [0, 1], got {self.bias_level}")
+        for name in ("n_train", "n_val", "n_test"):
+            if getattr(self, name) < 1:
+                raise MorphbiasError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.dim not in (2, 3):
+            raise MorphbiasError(f"--dim must be 2 or 3, got {self.dim}")
+        if not 0.5 <= self.spacing <= 8:
+            raise MorphbiasError(f"--spacing must be between 0.5 and 8 mm, got {self.spacing}")
+
+
+def _truncnorm(rng, size, bound=3.5):
+    out = rng.standard_normal(size)
+    bad = np.abs(out) > bound
+    while bad.any():
+        out[bad] = rng.standard_normal(int(bad.sum()))
+        bad = np.abs(out) > bound
+    return out
+
+
+def _exact_ones(rng, n, k):
+    """A shuffled 0/1 vector of length n with exactly k ones."""
+    v = np.zeros(n, dtype=int)
+    v[:k] = 1
+    return rng.permutation(v)
+
+
+def draw_participants(cfg: SynthConfig, rng: np.random.Generator) -> pd.DataFrame:
+    rows = []
+    for split, n in zip(SPLITS, (cfg.n_train, cfg.n_val, cfg.n_test)):
+        if split == "test":  # balanced over (bias, disease): n/4 each, the remainder spread over the groups
+            groups = np.repeat(np.arange(4), n // 4)
+            groups = np.concatenate([groups, rng.permutation(4)[: n - len(groups)]])
+            groups = rng.permutation(groups)
+            disease, bias = groups % 2, groups // 2
+        else:
+            disease = _exact_ones(rng, n, n // 2 + rng.integers(0, 2) * (n % 2))
+            bias = np.zeros(n, dtype=int)
+            for d, p in ((1, cfg.bias_level), (0, 1 - cfg.bias_level)):
+                idx = np.flatnonzero(disease == d)
+                bias[idx] = _exact_ones(rng, len(idx), int(round(p * len(idx))))
+        for d, b in zip(disease, bias):
+            rows.append({"split": split, "disease": int(d), "bias": int(b)})
+    df = pd.DataFrame(rows)
+    n = len(df)
+    width = max(4, len(str(n)))
+    df.insert(0, "participant_id", [f"sub-{i + 1:0{width}d}" for i in range(n)])
+    df["disease_coef"] = np.where(df["disease"] == 1, rng.normal(1.0, 1.0, n), rng.normal(-1.0, 1.0, n))
+    df["bias_coef"] = np.where(df["bias"] == 1, rng.normal(2.0, 1.0, n), 0.0)
+    s = _truncnorm(rng, (n, cfg.n_modes))
+    for k in range(cfg.n_modes):
+        df[f"subject_coef_{k}"] = s[:, k]
+    return df
+
+
+def build_modes(cfg: SynthConfig, tpl: Template, rng: np.random.Generator) -> torch.Tensor:
+    """[n_modes + 2, D, *shape] velocity modes in voxel units: global modes, then disease, then bias."""
+    sp = tpl.spacing
+    glob = deform.global_modes(tpl.image.shape, cfg.n_modes, cfg.smooth_mm / sp, tpl.mask, rng)
+    glob *= cfg.subject_mm / sp / np.sqrt(cfg.n_modes)
+    regions = [deform.region_mode(tpl.image.shape, tpl.voxel_of(REGIONS[name]), cfg.region_radius_mm / sp) * mm / sp
+               for name, mm in (("disease", cfg.disease_mm), ("bias", cfg.bias_mm))]
+    return torch.from_numpy(np.concatenate([glob, np.stack(regions)]))
+
+
+def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
+    img = nib.Nifti1Image(data, affine)
+    img.header.set_xyzt_units("mm")
+    img.set_sform(affine, code=4)  # aligned to MNI152
+    img.set_qform(affine, code=4)
+    return img
+
+
+def _save_gz(img, path: Path) -> None:
+    # nibabel gzips with mtime 0, so the same data gives the same bytes.
+    nib.save(img, str(path))
+
+
+def _itk_displacement(u_vox: np.ndarray, ref_image) -> "object":
+    """Voxel-unit displacement [D, *shape] -> SimpleITK vector image in physical LPS mm on ref's grid."""
+    import SimpleITK as sitk
+
+    D = u_vox.shape[0]
+    direction = np.array(ref_image.GetDirection()).reshape(D, D)
+    spacing = np.array(ref_image.GetSpacing())
+    phys = np.einsum("ij,j...->i...", direction * spacing[None, :], u_vox.astype(np.float64))
+    arr = np.moveaxis(phys, 0, -1).transpose(*reversed(range(D)), D)  # sitk arrays are [z, y, x, component]
+    img = sitk.GetImageFromArray(arr.astype(np.float64), isVector=True)
+    img.CopyInformation(ref_image)
+    return img
+
+
+def synthesize(out_dir: Path, cfg: SynthConfig, overwrite: bool = False, progress: bool = True,
+               batch: int = 32) -> Path:
+    """Write the cohort to out_dir (see module doc). Returns out_dir."""
+    import SimpleITK as sitk
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+        raise MorphbiasError(f"{out_dir} exists and is not empty (use --overwrite to replace it)")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        seeds = np.random.SeedSequence(cfg.seed).spawn(2)
+        tpl = load_template(cfg.dim, cfg.spacing)
+        modes = build_modes(cfg, tpl, np.random.default_rng(seeds[0]))
+        df = draw_participants(cfg, np.random.default_rng(seeds[1]))
+
+        (tmp / "atlas").mkdir()
+        _save_gz(_nifti(tpl.image, tpl.affine), tmp / "atlas" / "atlas_T1w.nii.gz")
+        _save_gz(_nifti(tpl.mask.astype(np.uint8), tpl.affine), tmp / "atlas" / "atlas_mask.nii.gz")
+        ref_itk = sitk.ReadImage(str(tmp / "atlas" / "atlas_T1w.nii.gz"))
+
+        coefs = np.concatenate([df[[f"subject_coef_{k}" for k in range(cfg.n_modes)]].to_numpy(),
+                                df[["disease_coef"]].to_numpy(), (df["bias"] * df["bias_coef"]).to_numpy()[:, None]],
+                               axis=1).astype(np.float32)
+        atlas = torch.from_numpy(tpl.image)[None, None]
+        bar = tqdm(total=len(df), desc="synth", unit="subject", disable=not progress)
+        with torch.no_grad():
+            for lo in range(0, len(df), batch):
+                c = torch.from_numpy(coefs[lo: lo + batch])
+                v = torch.einsum("bk,kd...->bd...", c, modes)
+                u = deform.exp_svf(v, cfg.squaring_steps)
+                imgs = deform.warp(atlas, u)[:, 0].numpy()
+                for b in range(len(c)):
+                    pid = df["participant_id"].iloc[lo + b]
+                    anat = tmp / pid / "anat"
+                    anat.mkdir(parents=True)
+                    _save_gz(_nifti(imgs[b].astype(np.float32), tpl.affine), anat / f"{pid}_T1w.nii.gz")
+                    xfm = tmp / "derivatives" / "synth" / pid / "anat"
+                    xfm.mkdir(parents=True)
+                    sitk.WriteImage(_itk_displacement(u[b].numpy(), ref_itk),
+                                    str(xfm / f"{pid}_desc-displacement_xfm.nii.gz"), useCompression=True)
+                bar.update(len(c))
+        bar.close()
+
+        df.to_csv(tmp / "participants.tsv", sep="\t", index=False, float_format="%.6f")
+        desc = {"Name": f"morphbias-fast synthetic cohort (bias level {cfg.bias_level})", "BIDSVersion": "1.9.0",
+                "DatasetType": "raw", "GeneratedBy": [{"Name": "morphbias-fast synth"}], "SynthConfig": asdict(cfg)}
+        (tmp / "dataset_description.json").write_text(json.dumps(desc, indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir) if out_dir.is_dir() else out_dir.unlink()
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
