@@ -92,6 +92,62 @@ def classify(cohort_dir, run_dir, label_column, epochs, batch_size, lr, seed, de
                    f"details in {run_dir}/classify/metrics.json")
 
 
+@main.command()
+@click.argument("cohort_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--arch", type=click.Choice(["hashgrid", "siren"]), default="hashgrid", show_default=True,
+              help="hashgrid: our hash-grid encoder + FiLM MLP; siren: the paper's SIREN 4x256.")
+@click.option("--time-budget", type=float, default=240.0, show_default=True,
+              help="Wall-clock seconds for the stage; a quarter goes to fitting val/test latents.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Training steps (reproducible; the time budget still caps the run unless --time-budget 0).")
+@click.option("--similarity", type=click.Choice(["mse", "ncc"]), default="mse", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from RUN_DIR/register/train_state.pt.")
+def register(cohort_dir, run_dir, arch, time_budget, steps, similarity, seed, device, resume) -> None:
+    """Register every image of COHORT_DIR to its atlas with one generalizable INR and a latent per subject.
+
+    Trains on the train split, then fits latents of val/test subjects with the network frozen. Writes
+    RUN_DIR/register/latents.npz (participant_id, split, z), model.pt and metrics.json (per split: image MSE,
+    endpoint error against the true displacement when the cohort has it, folded voxels, seconds, steps).
+    A checkpoint is written every two minutes and on Ctrl-C; --resume continues from it.
+    """
+    from morphbias_fast.errors import MorphbiasError
+    from morphbias_fast.register import RegisterConfig, run_register
+
+    try:
+        cfg = RegisterConfig(arch=arch, steps=steps, time_budget=time_budget or None, similarity=similarity,
+                             seed=seed, device=device)
+        metrics = run_register(cohort_dir, run_dir, cfg, resume=resume)
+    except MorphbiasError as exc:
+        _fail(exc)
+    for split, m in metrics["splits"].items():
+        epe = f", endpoint error {m['epe_mm']:.2f} mm ({100 * m['epe_ratio']:.0f}% of the true displacement)" \
+            if "epe_mm" in m else ""
+        click.echo(f"{split}: image MSE {m['image_mse']:.2e}{epe}, max folded share {m['folded_fraction_max']:.2%}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--subject", required=True, help="participant_id, e.g. sub-0001.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Displacement field to write (ITK convention: LPS mm, vector NIfTI).")
+@click.option("--warped", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the atlas warped by the field (the model's picture of the subject).")
+def decode(run_dir, subject, out, warped) -> None:
+    """Decode one subject's latent into its displacement field, usable by SimpleITK/ANTs as a
+    DisplacementFieldTransform: subject(x) = atlas(x + u(x))."""
+    from morphbias_fast.errors import MorphbiasError
+    from morphbias_fast.register.decode import decode_subject
+
+    try:
+        decode_subject(run_dir, subject, out, warped)
+    except MorphbiasError as exc:
+        _fail(exc)
+    click.echo(f"wrote {out}" + (f" and {warped}" if warped else ""))
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks: our kernels against the alternative a user would pick, in the same run."""

@@ -14,7 +14,9 @@ def atomic_path(path):
     """Yield a temporary path beside `path`; on success rename it to `path`, on error delete it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    # The temporary name ends with the target's suffixes (".nii.gz"), so writers that pick the format from
+    # the extension (nibabel, SimpleITK) write the same format.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial" + "".join(path.suffixes), dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

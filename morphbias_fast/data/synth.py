@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from morphbias_fast.data import deform
+from morphbias_fast.data import deform, fields
 from morphbias_fast.data.template import REGIONS, Template, load_template
 from morphbias_fast.errors import MorphbiasError
 
@@ -131,20 +131,6 @@ def _save_gz(img, path: Path) -> None:
     nib.save(img, str(path))
 
 
-def _itk_displacement(u_vox: np.ndarray, ref_image) -> "object":
-    """Voxel-unit displacement [D, *shape] -> SimpleITK vector image in physical LPS mm on ref's grid."""
-    import SimpleITK as sitk
-
-    D = u_vox.shape[0]
-    direction = np.array(ref_image.GetDirection()).reshape(D, D)
-    spacing = np.array(ref_image.GetSpacing())
-    phys = np.einsum("ij,j...->i...", direction * spacing[None, :], u_vox.astype(np.float64))
-    arr = np.moveaxis(phys, 0, -1).transpose(*reversed(range(D)), D)  # sitk arrays are [z, y, x, component]
-    img = sitk.GetImageFromArray(arr.astype(np.float64), isVector=True)
-    img.CopyInformation(ref_image)
-    return img
-
-
 def synthesize(out_dir: Path, cfg: SynthConfig, overwrite: bool = False, progress: bool = True,
                batch: int = 32) -> Path:
     """Write the cohort to out_dir (see module doc). Returns out_dir."""
@@ -185,7 +171,7 @@ def synthesize(out_dir: Path, cfg: SynthConfig, overwrite: bool = False, progres
                     _save_gz(_nifti(imgs[b].astype(np.float32), tpl.affine), anat / f"{pid}_T1w.nii.gz")
                     xfm = tmp / "derivatives" / "synth" / pid / "anat"
                     xfm.mkdir(parents=True)
-                    sitk.WriteImage(_itk_displacement(u[b].numpy(), ref_itk),
+                    sitk.WriteImage(fields.to_itk(u[b].numpy(), ref_itk),
                                     str(xfm / f"{pid}_desc-displacement_xfm.nii.gz"), useCompression=True)
                 bar.update(len(c))
         bar.close()

@@ -1,0 +1,259 @@
+"""Training the registration INR over a cohort, fitting latents of new subjects, metrics, checkpoints.
+
+Loss per step (B subjects x P points): similarity(subject(x), atlas(x + u(x, z))) + alpha * mean|u|
++ beta * mean(z^2) + gamma * (mean |log det(I + du/dx)| + 10 * mean relu(eps - det)), the determinant from
+the forward-mode Jacobian of the model (voxel units). Batches are a pure function of (seed, step), so a
+resumed run sees the same batches as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from morphbias_fast.data.deform import warp
+from morphbias_fast.errors import MorphbiasError
+from morphbias_fast.io import atomic_path
+from morphbias_fast.register.model import build_model
+
+DET_EPS = 1e-3
+
+
+@dataclass(frozen=True)
+class RegisterConfig:
+    arch: str = "hashgrid"
+    latent_dim: int = 128
+    steps: int | None = None          # training steps (None: until the time budget)
+    time_budget: float | None = 240.0  # seconds for the whole stage; latent fitting gets fit_share of it
+    fit_share: float = 0.25
+    fit_steps: int = 300               # latent-fitting steps for new subjects (cut short by the budget)
+    batch_subjects: int = 32
+    points: int = 1024
+    lr_encoding: float = 1e-2
+    lr_network: float = 1e-3
+    lr_latent: float = 1e-2
+    alpha: float = 1e-3                # mean |u| (voxels)
+    beta: float = 1e-4                 # mean z^2
+    gamma: float = 1e-2                # Jacobian-determinant penalty
+    similarity: str = "mse"
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: float = 120.0    # seconds
+
+    def __post_init__(self):
+        if self.arch not in ("hashgrid", "siren"):
+            raise MorphbiasError(f"--arch must be hashgrid or siren, got {self.arch!r}")
+        if self.similarity not in ("mse", "ncc"):
+            raise MorphbiasError(f"--similarity must be mse or ncc, got {self.similarity!r}")
+        if self.steps is None and self.time_budget is None:
+            raise MorphbiasError("give --steps or --time-budget")
+        if self.steps is not None and self.steps < 1:
+            raise MorphbiasError(f"--steps must be at least 1, got {self.steps}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise MorphbiasError(f"--time-budget must be positive, got {self.time_budget}")
+
+
+class Images:
+    """The cohort's images and the atlas as tensors on one device, with the point sampler."""
+
+    def __init__(self, images: np.ndarray, atlas: np.ndarray, device: torch.device):
+        self.shape = tuple(atlas.shape)
+        self.dim = atlas.ndim
+        scale = float(np.percentile(atlas, 99.5)) or 1.0  # intensities to ~[0, 1]; the same for all images
+        self.atlas = torch.as_tensor(atlas / scale, dtype=torch.float32, device=device)[None, None]
+        self.images = torch.as_tensor(images / scale, dtype=torch.float32, device=device).reshape(len(images), -1)
+        self.n_vox = self.images.shape[1]
+        self.extent = torch.tensor([max(n - 1, 1) for n in self.shape], dtype=torch.float32, device=device)
+        strides = np.cumprod((self.shape[1:] + (1,))[::-1])[::-1].copy()
+        self.strides = torch.as_tensor(strides, device=device)
+        self.device = device
+
+    def coords(self, flat_idx: torch.Tensor) -> torch.Tensor:
+        """Flat voxel indices [...] -> voxel coordinates [..., D] (float, array-axis order)."""
+        return torch.stack([(flat_idx // s) % n for s, n in zip(self.strides.tolist(), self.shape)], -1).float()
+
+    def sample(self, subjects: torch.Tensor, points: int, gen: torch.Generator):
+        """(x in [0,1]^D [B, P, D], voxel coords [B, P, D], subject intensities [B, P])."""
+        flat = torch.randint(0, self.n_vox, (len(subjects), points), generator=gen).to(self.device)
+        vox = self.coords(flat)
+        return vox / self.extent, vox, torch.gather(self.images[subjects.to(self.device)], 1, flat)
+
+    def atlas_at(self, vox: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Atlas intensities at vox + u ([B, P, D] voxel units) -> [B, P]."""
+        pos = vox + u
+        norm = 2 * pos / self.extent - 1
+        grid = norm.flip(-1).view(pos.shape[0], pos.shape[1], *[1] * (self.dim - 1), self.dim)
+        out = F.grid_sample(self.atlas.expand(pos.shape[0], *self.atlas.shape[1:]), grid, mode="bilinear",
+                            padding_mode="zeros", align_corners=True)
+        return out.view(pos.shape[0], pos.shape[1])
+
+
+def _similarity(kind: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    if kind == "mse":
+        return ((a - b) ** 2).mean()
+    a = a - a.mean(1, keepdim=True)
+    b = b - b.mean(1, keepdim=True)
+    ncc = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-6)
+    return (1 - ncc).mean()
+
+
+def loss_terms(model, imgs: Images, z: torch.Tensor, subjects: torch.Tensor, cfg: RegisterConfig,
+               gen: torch.Generator) -> dict:
+    x, vox, target = imgs.sample(subjects, cfg.points, gen)
+    with_jac = cfg.gamma > 0
+    u, J = model(x, z, with_jacobian=with_jac)
+    terms = {"sim": _similarity(cfg.similarity, target, imgs.atlas_at(vox, u)),
+             "disp": u.abs().mean(), "latent": (z ** 2).mean()}
+    total = terms["sim"] + cfg.alpha * terms["disp"] + cfg.beta * terms["latent"]
+    if with_jac:
+        det = det_identity_plus(J / imgs.extent)  # du/dx -> du/d(voxel): divide column d by (n_d - 1)
+        terms["jac"] = (torch.log(det.clamp_min(DET_EPS)).abs().mean() + 10 * F.relu(DET_EPS - det).mean())
+        total = total + cfg.gamma * terms["jac"]
+    terms["total"] = total
+    return terms
+
+
+def det_identity_plus(J: torch.Tensor) -> torch.Tensor:
+    """det(I + J) for J [..., D, D] with D = 2 or 3, written out (batched LU is slow for tiny matrices)."""
+    A = J + torch.eye(J.shape[-1], dtype=J.dtype, device=J.device)
+    if J.shape[-1] == 2:
+        return A[..., 0, 0] * A[..., 1, 1] - A[..., 0, 1] * A[..., 1, 0]
+    return (A[..., 0, 0] * (A[..., 1, 1] * A[..., 2, 2] - A[..., 1, 2] * A[..., 2, 1])
+            - A[..., 0, 1] * (A[..., 1, 0] * A[..., 2, 2] - A[..., 1, 2] * A[..., 2, 0])
+            + A[..., 0, 2] * (A[..., 1, 0] * A[..., 2, 1] - A[..., 1, 1] * A[..., 2, 0]))
+
+
+def _step_generator(seed: int, step: int, salt: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + step * 7919 + salt) % (2**63))
+
+
+def make_optimizer(model, latents: torch.nn.Parameter, cfg: RegisterConfig) -> torch.optim.Optimizer:
+    enc = [p for n, p in model.named_parameters() if n.startswith("encoding.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("encoding.")]
+    lr_net = cfg.lr_network if cfg.arch == "hashgrid" else cfg.lr_network / 10  # SIREN needs a smaller step
+    groups = [{"params": rest, "lr": lr_net}, {"params": [latents], "lr": cfg.lr_latent}]
+    if enc:
+        groups.append({"params": enc, "lr": cfg.lr_encoding})
+    return torch.optim.Adam(groups)
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def train(imgs: Images, n_subjects: int, cfg: RegisterConfig, deadline: float | None, ckpt_path: Path | None = None,
+          resume: dict | None = None, progress: bool = True):
+    """Train the network and the latents of the training subjects. Returns (model, latents, info)."""
+    from tqdm import tqdm
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.arch, imgs.dim, cfg.latent_dim).to(imgs.device)
+    latents = torch.nn.Parameter(torch.randn(n_subjects, cfg.latent_dim, generator=torch.Generator().manual_seed(
+        cfg.seed)).mul_(0.01).to(imgs.device))
+    opt = make_optimizer(model, latents, cfg)
+    step, elapsed = 0, 0.0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        with torch.no_grad():
+            latents.copy_(resume["latents"])
+        opt.load_state_dict(resume["optimizer"])
+        step, elapsed = resume["step"], resume["elapsed"]
+    start = time.monotonic() - elapsed
+    last_ckpt = time.monotonic()
+    interrupted = {"flag": False}
+
+    def on_sigint(signum, frame):  # finish the step, write a checkpoint, then stop
+        interrupted["flag"] = True
+
+    old = signal.signal(signal.SIGINT, on_sigint) if ckpt_path is not None else None
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"register ({cfg.arch})", unit="step", disable=not progress)
+
+    def state():
+        return {"model": model.state_dict(), "latents": latents.detach().cpu(), "optimizer": opt.state_dict(),
+                "step": step, "elapsed": time.monotonic() - start, "config": asdict(cfg), "phase": "train"}
+
+    try:
+        while (cfg.steps is None or step < cfg.steps) and (deadline is None or time.monotonic() < deadline):
+            gen = _step_generator(cfg.seed, step, 0)
+            subjects = torch.randperm(n_subjects, generator=gen)[: cfg.batch_subjects]
+            terms = loss_terms(model, imgs, latents[subjects.to(imgs.device)], subjects, cfg, gen)
+            opt.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            opt.step()
+            step += 1
+            bar.update(1)
+            if step % 20 == 0:
+                bar.set_postfix(sim=f"{terms['sim'].item():.2e}")
+            if ckpt_path is not None and (interrupted["flag"] or time.monotonic() - last_ckpt > cfg.checkpoint_every):
+                save_checkpoint(ckpt_path, state())
+                last_ckpt = time.monotonic()
+                if interrupted["flag"]:
+                    raise KeyboardInterrupt
+    finally:
+        bar.close()
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+    if ckpt_path is not None:
+        save_checkpoint(ckpt_path, state())
+    return model, latents.detach(), {"steps": step, "seconds": time.monotonic() - start}
+
+
+def fit_latents(model, imgs: Images, subjects: np.ndarray, cfg: RegisterConfig, deadline: float | None,
+                progress: bool = True) -> tuple[torch.Tensor, dict]:
+    """Latents of new subjects with the network frozen, all subjects in parallel (batches of subjects)."""
+    from tqdm import tqdm
+
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    idx = torch.as_tensor(subjects)
+    z = torch.nn.Parameter(torch.randn(len(idx), cfg.latent_dim, generator=torch.Generator().manual_seed(
+        cfg.seed + 1)).mul_(0.01).to(imgs.device))
+    opt = torch.optim.Adam([z], lr=cfg.lr_latent)
+    start, step = time.monotonic(), 0
+    batch = max(cfg.batch_subjects * 4, 1)
+    n_batches = math.ceil(len(idx) / batch)
+    bar = tqdm(total=cfg.fit_steps, desc="fit latents", unit="step", disable=not progress)
+    while step < cfg.fit_steps and (deadline is None or time.monotonic() < deadline):
+        gen = _step_generator(cfg.seed, step, 1)
+        opt.zero_grad(set_to_none=True)
+        for b in range(n_batches):  # every subject once per step, gradients of independent latents
+            sel = torch.arange(b * batch, min(len(idx), (b + 1) * batch))
+            terms = loss_terms(model, imgs, z[sel.to(imgs.device)], idx[sel], replace(cfg, points=cfg.points // 2),
+                               gen)
+            (terms["total"] * len(sel) / len(idx)).backward()
+        opt.step()
+        step += 1
+        bar.update(1)
+    bar.close()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return z.detach(), {"steps": step, "seconds": time.monotonic() - start}
+
+
+@torch.no_grad()
+def decode_displacement(model, z: torch.Tensor, shape: tuple, chunk: int = 65536) -> torch.Tensor:
+    """u [B, D, *shape] in voxel units on the full grid for latents z [B, K]."""
+    device = z.device
+    grids = torch.meshgrid(*[torch.arange(n, device=device, dtype=torch.float32) for n in shape], indexing="ij")
+    vox = torch.stack(grids, -1).reshape(-1, len(shape))
+    x = vox / torch.tensor([max(n - 1, 1) for n in shape], device=device)
+    out = []
+    for lo in range(0, x.shape[0], chunk):
+        xs = x[lo: lo + chunk]
+        u, _ = model(xs.expand(len(z), *xs.shape), z)
+        out.append(u)
+    u = torch.cat(out, 1)  # [B, V, D]
+    return u.permute(0, 2, 1).reshape(len(z), len(shape), *shape)
+
+
+@torch.no_grad()
+def warp_atlas(imgs: Images, u: torch.Tensor) -> torch.Tensor:
+    return warp(imgs.atlas, u)[:, 0]
