@@ -101,28 +101,39 @@ def classify(cohort_dir, run_dir, label_column, epochs, batch_size, lr, seed, de
               help="Wall-clock seconds for the stage; a quarter goes to fitting val/test latents.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Training steps (reproducible; the time budget still caps the run unless --time-budget 0).")
+@click.option("--fit-steps", type=click.IntRange(min=0), default=300, show_default=True,
+              help="Latent-fitting steps for val/test subjects (cut short by the time budget).")
+@click.option("--batch-subjects", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Subjects per training step.")
+@click.option("--points", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Sampled voxels per subject and step.")
 @click.option("--similarity", type=click.Choice(["mse", "ncc"]), default="mse", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from RUN_DIR/register/train_state.pt.")
-def register(cohort_dir, run_dir, arch, time_budget, steps, similarity, seed, device, resume) -> None:
+def register(cohort_dir, run_dir, arch, time_budget, steps, fit_steps, batch_subjects, points, similarity, seed,
+             device, resume) -> None:
     """Register every image of COHORT_DIR to its atlas with one generalizable INR and a latent per subject.
 
     Trains on the train split, then fits latents of val/test subjects with the network frozen. Writes
     RUN_DIR/register/latents.npz (participant_id, split, z), model.pt and metrics.json (per split: image MSE,
     endpoint error against the true displacement when the cohort has it, folded voxels, seconds, steps).
     A checkpoint is written every two minutes and on Ctrl-C; --resume continues from it.
+
+    Several processes: `torchrun --nproc_per_node=N -m morphbias_fast register ...` shards subjects over the
+    processes (gloo on CPU, NCCL on GPU); the result equals the one-process run up to floating-point noise.
     """
     from morphbias_fast.errors import MorphbiasError
     from morphbias_fast.register import RegisterConfig, run_register
 
     try:
-        cfg = RegisterConfig(arch=arch, steps=steps, time_budget=time_budget or None, similarity=similarity,
-                             seed=seed, device=device)
+        cfg = RegisterConfig(arch=arch, steps=steps, time_budget=time_budget or None, fit_steps=fit_steps,
+                             batch_subjects=batch_subjects, points=points, similarity=similarity, seed=seed,
+                             device=device)
         metrics = run_register(cohort_dir, run_dir, cfg, resume=resume)
     except MorphbiasError as exc:
         _fail(exc)
-    for split, m in metrics["splits"].items():
+    for split, m in metrics.get("splits", {}).items():  # empty on ranks > 0 of a torchrun job
         epe = f", endpoint error {m['epe_mm']:.2f} mm ({100 * m['epe_ratio']:.0f}% of the true displacement)" \
             if "epe_mm" in m else ""
         click.echo(f"{split}: image MSE {m['image_mse']:.2e}{epe}, max folded share {m['folded_fraction_max']:.2%}")
@@ -196,3 +207,30 @@ def bench_encode(device, dims, n, log2_hashmap_size, levels, features, repeats, 
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@bench.command("register")
+@click.option("--cohort", "cohort_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Cohort to register (default: a new 200-subject synthetic cohort in a temporary folder).")
+@click.option("--hashgrid-budget", type=float, default=30.0, show_default=True, help="Seconds for the hash grid.")
+@click.option("--siren-budget", type=float, default=300.0, show_default=True, help="Seconds for SIREN.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def bench_register(cohort_dir, hashgrid_budget, siren_budget, device, json_path) -> None:
+    """Training-subject endpoint error reached by the hash-grid INR and by SIREN within their budgets
+    (same cohort, loss, batches and seed), and steps per second of each."""
+    import tempfile
+
+    from morphbias_fast.bench import register as bench_mod
+    from morphbias_fast.data.synth import SynthConfig, synthesize
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if cohort_dir is None:
+            cohort_dir = Path(tmp) / "cohort"
+            synthesize(cohort_dir, SynthConfig(n_train=200, n_val=4, n_test=4), progress=False)
+        res = bench_mod.run(cohort_dir, {"hashgrid": hashgrid_budget, "siren": siren_budget}, device=device,
+                            progress=lambda msg: click.echo(f"  {msg} ...", err=True))
+    click.echo(bench_mod.format_table(res))
+    if json_path:
+        write_json(json_path, res)
+        click.echo(f"wrote {json_path}")

@@ -76,9 +76,10 @@ def run_register(cohort_dir, run_dir, cfg: RegisterConfig, resume: bool = False,
     imgs = Images(cohort.images, atlas, device)
     spacing = np.sqrt((atlas_affine[:3, :atlas.ndim] ** 2).sum(0))
 
+    dist = _init_distributed(device)
     out = Path(run_dir) / "register"
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "train_state.pt"
+    ckpt_path = out / ("train_state.pt" if not dist.active else f"train_state_rank{dist.rank}.pt")
     state = None
     if resume:
         if not ckpt_path.exists():
@@ -94,19 +95,31 @@ def run_register(cohort_dir, run_dir, cfg: RegisterConfig, resume: bool = False,
     train_imgs = Images.__new__(Images)
     train_imgs.__dict__.update(imgs.__dict__)
     train_imgs.images = imgs.images[torch.as_tensor(tr, device=device)]
-    model, z_train, info_train = train(train_imgs, len(tr), cfg, train_deadline, ckpt_path, state, progress)
+    show = progress and dist.rank == 0
+    model, z_mine, info_train = train(train_imgs, len(tr), cfg, train_deadline, ckpt_path, state, show, dist)
+    z_train = torch.empty(len(tr), cfg.latent_dim)
+    for owned, z in _gather(dist, (dist.owned(len(tr)), z_mine.cpu())):
+        z_train[owned] = z
     fit_deadline = t0 + budget if budget else None
     fit_imgs = Images.__new__(Images)
     fit_imgs.__dict__.update(imgs.__dict__)
     fit_imgs.images = imgs.images[torch.as_tensor(rest, device=device)]
-    z_rest, info_fit = fit_latents(model, fit_imgs, np.arange(len(rest)), cfg, fit_deadline, progress)
+    mine = dist.owned(len(rest))
+    z_fit, info_fit = fit_latents(model, fit_imgs, mine, cfg, fit_deadline, z_train.mean(0), show,
+                                  global_index=mine, n_total=len(rest))
+    z_rest = torch.empty(len(rest), cfg.latent_dim)
+    for owned, z in _gather(dist, (mine, z_fit.cpu())):
+        z_rest[owned] = z
     seconds = time.monotonic() - t0
+    if dist.rank != 0:  # rank 0 measures and writes; the others are done
+        _finish_distributed(dist)
+        return {}
 
     z_all = torch.empty(len(cohort.ids), cfg.latent_dim)
-    z_all[tr] = z_train.cpu()
-    z_all[rest] = z_rest.cpu()
+    z_all[tr] = z_train
+    z_all[rest] = z_rest
     metrics = {"config": asdict(cfg), "train": {**info_train}, "fit": {**info_fit}, "seconds_total": seconds,
-               "device": str(device), "splits": {}}
+               "device": str(device), "processes": dist.world, "splits": {}}
     model.eval()
     for split in ("train", "val", "test"):
         rows = cohort.index(split)
@@ -124,9 +137,44 @@ def run_register(cohort_dir, run_dir, cfg: RegisterConfig, resume: bool = False,
     with atomic_path(out / "atlas_T1w.nii.gz") as tmp:
         shutil.copyfile(cohort.atlas_path, tmp)
     write_json(out / "metrics.json", metrics)
-    if ckpt_path.exists():
-        ckpt_path.unlink()  # the run is complete: model.pt and latents.npz hold everything
+    for stale in out.glob("train_state*.pt"):
+        stale.unlink()  # the run is complete: model.pt and latents.npz hold everything
+    _finish_distributed(dist)
     return metrics
+
+
+def _init_distributed(device: torch.device):
+    """A Dist for this process: torchrun sets WORLD_SIZE/RANK; gloo on the CPU, NCCL on GPUs."""
+    import os
+
+    from morphbias_fast.register.train import Dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    import torch.distributed as tdist
+
+    if not tdist.is_initialized():
+        tdist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Dist(rank=tdist.get_rank(), world=tdist.get_world_size())
+
+
+def _gather(dist, obj) -> list:
+    if not dist.active:
+        return [obj]
+    import torch.distributed as tdist
+
+    out = [None] * dist.world
+    tdist.all_gather_object(out, obj)
+    return out
+
+
+def _finish_distributed(dist) -> None:
+    if dist.active:
+        import torch.distributed as tdist
+
+        tdist.barrier()
+        tdist.destroy_process_group()
 
 
 def load_registration(run_dir, device: str = "cpu"):

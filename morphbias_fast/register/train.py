@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +38,10 @@ class RegisterConfig:
     lr_encoding: float = 1e-2
     lr_network: float = 1e-3
     lr_latent: float = 1e-2
-    alpha: float = 1e-3                # mean |u| (voxels)
+    lr_fit: float = 5e-2               # latent fitting of new subjects (starts from the mean training latent)
+    alpha: float = 1e-5                # mean |u| (voxels); larger values shrink the fields (bench/RESULTS.md)
     beta: float = 1e-4                 # mean z^2
-    gamma: float = 1e-2                # Jacobian-determinant penalty
+    gamma: float = 1e-3                # Jacobian-determinant penalty
     similarity: str = "mse"
     seed: int = 0
     device: str = "auto"
@@ -78,9 +79,14 @@ class Images:
         """Flat voxel indices [...] -> voxel coordinates [..., D] (float, array-axis order)."""
         return torch.stack([(flat_idx // s) % n for s, n in zip(self.strides.tolist(), self.shape)], -1).float()
 
-    def sample(self, subjects: torch.Tensor, points: int, gen: torch.Generator):
+    def sample_indices(self, n: int, points: int, gen: torch.Generator) -> torch.Tensor:
+        """Flat voxel indices [n, points], drawn for a whole batch at once so that every process of a
+        distributed run draws the same ones and each keeps its own rows."""
+        return torch.randint(0, self.n_vox, (n, points), generator=gen)
+
+    def sample(self, subjects: torch.Tensor, flat: torch.Tensor):
         """(x in [0,1]^D [B, P, D], voxel coords [B, P, D], subject intensities [B, P])."""
-        flat = torch.randint(0, self.n_vox, (len(subjects), points), generator=gen).to(self.device)
+        flat = flat.to(self.device)
         vox = self.coords(flat)
         return vox / self.extent, vox, torch.gather(self.images[subjects.to(self.device)], 1, flat)
 
@@ -103,9 +109,11 @@ def _similarity(kind: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (1 - ncc).mean()
 
 
-def loss_terms(model, imgs: Images, z: torch.Tensor, subjects: torch.Tensor, cfg: RegisterConfig,
-               gen: torch.Generator) -> dict:
-    x, vox, target = imgs.sample(subjects, cfg.points, gen)
+def loss_terms(model, imgs: Images, z: torch.Tensor, subjects: torch.Tensor, flat: torch.Tensor,
+               cfg: RegisterConfig) -> dict:
+    """Loss terms for subjects (rows of imgs) with latents z at the flat voxel indices `flat` [B, P]; every
+    term is a mean over subjects of per-subject means (all subjects have P points)."""
+    x, vox, target = imgs.sample(subjects, flat)
     with_jac = cfg.gamma > 0
     u, J = model(x, z, with_jacobian=with_jac)
     terms = {"sim": _similarity(cfg.similarity, target, imgs.atlas_at(vox, u)),
@@ -148,15 +156,55 @@ def save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a torchrun job (rank 0 of 1 when run alone). Subject i belongs to rank
+    i % world: that rank keeps its latent and computes its loss terms."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    def owned(self, n: int) -> np.ndarray:
+        return np.arange(n)[self.rank:: self.world]
+
+    def all_continue(self, mine: bool) -> bool:
+        """Every rank stops at the same step: continue only while all want to."""
+        if not self.active:
+            return mine
+        import torch.distributed as dist
+
+        flag = torch.tensor([1 if mine else 0])
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item())
+
+
 def train(imgs: Images, n_subjects: int, cfg: RegisterConfig, deadline: float | None, ckpt_path: Path | None = None,
-          resume: dict | None = None, progress: bool = True):
-    """Train the network and the latents of the training subjects. Returns (model, latents, info)."""
+          resume: dict | None = None, progress: bool = True, dist: Dist = Dist()):
+    """Train the network and the latents of the training subjects this rank owns.
+    Returns (model, latents of dist.owned(n_subjects), info).
+
+    Distributed runs compute exactly the single-process gradient: each rank's loss is weighted by
+    (its subjects in the batch) * world / batch, DistributedDataParallel averages the network gradient over
+    ranks, and latent gradients (local, not averaged) are divided by world."""
     from tqdm import tqdm
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch, imgs.dim, cfg.latent_dim).to(imgs.device)
-    latents = torch.nn.Parameter(torch.randn(n_subjects, cfg.latent_dim, generator=torch.Generator().manual_seed(
-        cfg.seed)).mul_(0.01).to(imgs.device))
+    owned = torch.as_tensor(dist.owned(n_subjects))
+    local = torch.full((n_subjects,), -1, dtype=torch.long)
+    local[owned] = torch.arange(len(owned))
+    init = torch.randn(n_subjects, cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed)).mul_(0.01)
+    latents = torch.nn.Parameter(init[owned].to(imgs.device))
+    net = model
+    if dist.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[imgs.device.index] if imgs.device.type == "cuda" else None)
+        latents.register_hook(lambda g: g / dist.world)
     opt = make_optimizer(model, latents, cfg)
     step, elapsed = 0, 0.0
     if resume is not None:
@@ -180,12 +228,19 @@ def train(imgs: Images, n_subjects: int, cfg: RegisterConfig, deadline: float | 
                 "step": step, "elapsed": time.monotonic() - start, "config": asdict(cfg), "phase": "train"}
 
     try:
-        while (cfg.steps is None or step < cfg.steps) and (deadline is None or time.monotonic() < deadline):
+        while dist.all_continue((cfg.steps is None or step < cfg.steps)
+                                and (deadline is None or time.monotonic() < deadline)):
             gen = _step_generator(cfg.seed, step, 0)
             subjects = torch.randperm(n_subjects, generator=gen)[: cfg.batch_subjects]
-            terms = loss_terms(model, imgs, latents[subjects.to(imgs.device)], subjects, cfg, gen)
+            flat = imgs.sample_indices(len(subjects), cfg.points, gen)
+            mine = torch.nonzero(subjects % dist.world == dist.rank).flatten()
+            weight = len(mine) * dist.world / len(subjects)
+            if len(mine) == 0:  # nothing of ours in this batch: a zero-weight pass keeps the ranks in step
+                mine = torch.zeros(1, dtype=torch.long)
+            sel = subjects[mine]
+            terms = loss_terms(net, imgs, latents[local[sel].to(imgs.device)], sel, flat[mine], cfg)
             opt.zero_grad(set_to_none=True)
-            terms["total"].backward()
+            (terms["total"] * weight).backward()
             opt.step()
             step += 1
             bar.update(1)
@@ -206,29 +261,37 @@ def train(imgs: Images, n_subjects: int, cfg: RegisterConfig, deadline: float | 
 
 
 def fit_latents(model, imgs: Images, subjects: np.ndarray, cfg: RegisterConfig, deadline: float | None,
-                progress: bool = True) -> tuple[torch.Tensor, dict]:
-    """Latents of new subjects with the network frozen, all subjects in parallel (batches of subjects)."""
+                init: torch.Tensor, progress: bool = True, global_index: np.ndarray | None = None,
+                n_total: int | None = None) -> tuple[torch.Tensor, dict]:
+    """Latents of new subjects with the network frozen, all subjects in parallel (batches of subjects).
+    They start at `init` (the mean training latent: the cohort's typical deformation) rather than near zero,
+    so the few steps a time budget leaves are spent on what differs between subjects."""
     from tqdm import tqdm
 
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     idx = torch.as_tensor(subjects)
-    z = torch.nn.Parameter(torch.randn(len(idx), cfg.latent_dim, generator=torch.Generator().manual_seed(
-        cfg.seed + 1)).mul_(0.01).to(imgs.device))
-    opt = torch.optim.Adam([z], lr=cfg.lr_latent)
+    # Points are drawn for all n_total new subjects of the job (global_index: ours among them), so a
+    # distributed run fits each subject on the same points as a single process.
+    global_index = np.arange(len(idx)) if global_index is None else global_index
+    n_total = len(idx) if n_total is None else n_total
+    z = torch.nn.Parameter(init.detach().to(imgs.device).expand(len(idx), cfg.latent_dim).clone())
+    opt = torch.optim.Adam([z], lr=cfg.lr_fit)
     start, step = time.monotonic(), 0
     batch = max(cfg.batch_subjects * 4, 1)
     n_batches = math.ceil(len(idx) / batch)
+    points = max(cfg.points // 2, 1)
     bar = tqdm(total=cfg.fit_steps, desc="fit latents", unit="step", disable=not progress)
     while step < cfg.fit_steps and (deadline is None or time.monotonic() < deadline):
         gen = _step_generator(cfg.seed, step, 1)
+        flat = imgs.sample_indices(n_total, points, gen)[torch.as_tensor(global_index)]
         opt.zero_grad(set_to_none=True)
-        for b in range(n_batches):  # every subject once per step, gradients of independent latents
+        for b in range(n_batches):  # every subject once per step
             sel = torch.arange(b * batch, min(len(idx), (b + 1) * batch))
-            terms = loss_terms(model, imgs, z[sel.to(imgs.device)], idx[sel], replace(cfg, points=cfg.points // 2),
-                               gen)
-            (terms["total"] * len(sel) / len(idx)).backward()
+            terms = loss_terms(model, imgs, z[sel.to(imgs.device)], idx[sel], flat[sel], cfg)
+            # A sum over subjects of per-subject losses: each latent's gradient does not depend on grouping.
+            (terms["total"] * len(sel)).backward()
         opt.step()
         step += 1
         bar.update(1)
