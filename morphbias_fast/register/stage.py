@@ -88,7 +88,8 @@ def run_register(cohort_dir, run_dir, cfg: RegisterConfig, resume: bool = False,
         if state["config"] != asdict(cfg):
             raise MorphbiasError(f"--resume: {ckpt_path} was written with other settings; rerun with the same ones")
     budget = cfg.time_budget
-    train_deadline = t0 + budget * (1 - cfg.fit_share) if budget else None
+    spent = state["elapsed"] if state is not None else 0.0  # a resumed run keeps the budget it had left
+    train_deadline = t0 + budget * (1 - cfg.fit_share) - spent if budget else None
     tr = cohort.index("train")
     rest = np.setdiff1d(np.arange(len(cohort.ids)), tr)
     # Training sees only training subjects: Images is indexed by cohort row, so pass the rows through.
