@@ -105,7 +105,7 @@ def classify(cohort_dir, run_dir, label_column, epochs, batch_size, lr, seed, de
               help="Latent-fitting steps for val/test subjects (cut short by the time budget).")
 @click.option("--batch-subjects", type=click.IntRange(min=1), default=32, show_default=True,
               help="Subjects per training step.")
-@click.option("--points", type=click.IntRange(min=1), default=1024, show_default=True,
+@click.option("--points", type=click.IntRange(min=1), default=256, show_default=True,
               help="Sampled voxels per subject and step.")
 @click.option("--similarity", type=click.Choice(["mse", "ncc"]), default="mse", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -29,17 +29,17 @@ int64_t gather_block(int64_t n, int threads) {
 // out-of-order window reaches (the large tables are latency bound, see bench/RESULTS.md).
 constexpr int kChunk = 16;
 
-template <typename T, int D, int F>
-void prefetch_corners(const uint32_t* idx, const T* table) {
+template <typename T, int D, int F, typename Table>
+void prefetch_corners(const uint32_t* idx, const Table* table) {
   MB_UNROLL
   for (int c = 0; c < (1 << D); ++c) __builtin_prefetch(table + static_cast<int64_t>(idx[c]) * F);
 }
 
-template <typename T, int D, int F, bool DERIV>
-void fwd_level_range(const HashGridConfig& c, const LevelTable& lv, int l, int64_t lo, int64_t hi, const T* x,
-                     const T* params, const T* dir, T* y, T* J, T* jvp) {
-  const int LF = lv.n_levels * F;
-  const T* table = params + lv.offset[l] * F;
+// Points lo..hi-1 of level l in order: locate kChunk points and prefetch their corners, then hand each
+// located point to consume(i, corners). `table` is level l's slice of the array the corners index.
+template <typename T, int D, int F, bool DERIV, typename Table, typename Consume>
+void for_each_located(const HashGridConfig& c, const LevelTable& lv, int l, int64_t lo, int64_t hi, const T* x,
+                      const Table* table, Consume&& consume) {
   LevelCorners<T, D, DERIV> lc[kChunk];
   for (int64_t i0 = lo; i0 < hi; i0 += kChunk) {
     const int m = static_cast<int>(std::min<int64_t>(kChunk, hi - i0));
@@ -47,12 +47,19 @@ void fwd_level_range(const HashGridConfig& c, const LevelTable& lv, int l, int64
       lc[k] = LevelCorners<T, D, DERIV>(lv, l, c.interpolation, x + (i0 + k) * D);
       prefetch_corners<T, D, F>(lc[k].idx, table);
     }
-    for (int k = 0; k < m; ++k) {
-      const int64_t i = i0 + k;
-      fwd_gather<T, D, F, DERIV>(lc[k], l, table, dir ? dir + i * D : nullptr, y ? y + i * LF : nullptr,
-                                 J ? J + i * LF * D : nullptr, jvp ? jvp + i * LF : nullptr);
-    }
+    for (int k = 0; k < m; ++k) consume(i0 + k, lc[k]);
   }
+}
+
+template <typename T, int D, int F, bool DERIV>
+void fwd_level_range(const HashGridConfig& c, const LevelTable& lv, int l, int64_t lo, int64_t hi, const T* x,
+                     const T* params, const T* dir, T* y, T* J, T* jvp) {
+  const int LF = lv.n_levels * F;
+  const T* table = params + lv.offset[l] * F;
+  for_each_located<T, D, F, DERIV>(c, lv, l, lo, hi, x, table, [&](int64_t i, const LevelCorners<T, D, DERIV>& lc) {
+    fwd_gather<T, D, F, DERIV>(lc, l, table, dir ? dir + i * D : nullptr, y ? y + i * LF : nullptr,
+                               J ? J + i * LF * D : nullptr, jvp ? jvp + i * LF : nullptr);
+  });
 }
 
 template <typename T, int D, int F>
@@ -83,18 +90,11 @@ void input_grad_impl(const HashGridConfig& c, const LevelTable& lv, Launch run, 
     const int64_t lo = blk * block, hi = std::min(n, lo + block);
     for (int64_t i = lo; i < hi; ++i)
       for (int e = 0; e < D; ++e) dL_dx[i * D + e] = T(0);
-    LevelCorners<T, D, true> lc[kChunk];
     for (int l = 0; l < L; ++l) {  // levels in order for every point: a fixed summation order
       const T* table = params + lv.offset[l] * F;
-      for (int64_t i0 = lo; i0 < hi; i0 += kChunk) {
-        const int m = static_cast<int>(std::min<int64_t>(kChunk, hi - i0));
-        for (int k = 0; k < m; ++k) {
-          lc[k] = LevelCorners<T, D, true>(lv, l, c.interpolation, x + (i0 + k) * D);
-          prefetch_corners<T, D, F>(lc[k].idx, table);
-        }
-        for (int k = 0; k < m; ++k)
-          input_grad_gather<T, D, F>(lc[k], l, table, point_cot<T, D>(cot, i0 + k, LF), dL_dx + (i0 + k) * D);
-      }
+      for_each_located<T, D, F, true>(c, lv, l, lo, hi, x, table, [&](int64_t i, const LevelCorners<T, D, true>& lc) {
+        input_grad_gather<T, D, F>(lc, l, table, point_cot<T, D>(cot, i, LF), dL_dx + i * D);
+      });
     }
   }
 }
@@ -109,16 +109,10 @@ void param_grad_level_range(const HashGridConfig& c, const LevelTable& lv, int l
     MB_UNROLL
     for (int f = 0; f < F; ++f) gp[f] += v[f];
   };
-  LevelCorners<T, D, DERIV> lc[kChunk];
-  for (int64_t i0 = lo; i0 < hi; i0 += kChunk) {
-    const int m = static_cast<int>(std::min<int64_t>(kChunk, hi - i0));
-    for (int k = 0; k < m; ++k) {
-      lc[k] = LevelCorners<T, D, DERIV>(lv, l, c.interpolation, x + (i0 + k) * D);
-      prefetch_corners<T, D, F>(lc[k].idx, table);
-    }
-    for (int k = 0; k < m; ++k)  // points in order: the sum into each entry has a fixed order
-      param_grad_scatter<T, D, F, DERIV>(lc[k], l, 0, point_cot<T, D>(cot, i0 + k, LF), add);
-  }
+  // Points in order: the sum into each entry has a fixed order.
+  for_each_located<T, D, F, DERIV>(c, lv, l, lo, hi, x, table, [&](int64_t i, const LevelCorners<T, D, DERIV>& lc) {
+    param_grad_scatter<T, D, F, DERIV>(lc, l, 0, point_cot<T, D>(cot, i, LF), add);
+  });
 }
 
 template <typename T, int D, int F>
