@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # GPU check for a lent H100/H200 (see README "Building with CUDA"): rebuild with CUDA for sm_90, run the
-# whole test suite (the `device` fixture adds CUDA to every parity test), then the GPU benchmark.
+# encoder test files (the `device` fixture adds CUDA to every parity test), then the GPU benchmark.
+# The device machine has torch, pytest and the build tools but no network, so only tests and code that need
+# nothing beyond torch and numpy run there (no click, nilearn, SimpleITK: the CLI is not used).
 # Budget: under 8 minutes. Results go to $OUT (or bench/device_out) and a short table is printed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,15 +21,25 @@ python -c "import morphbias_fast as m; i = m.build_info(); print(i); assert i['c
 
 echo "== tests"
 MORPHBIAS_EXPECT_CUDA=1 timeout 180 pytest -q -rs -p no:cacheprovider --junitxml="$OUT/pytest.xml" \
-  >"$OUT/pytest.log" 2>&1
+  python_tests/test_build.py python_tests/test_level_table.py python_tests/test_hashgrid_parity.py \
+  python_tests/test_gradcheck.py python_tests/test_bad_input.py python_tests/test_determinism.py \
+  python_tests/test_cuda.py >"$OUT/pytest.log" 2>&1
 tests=$?
 tail -15 "$OUT/pytest.log"
 
 echo "== benchmark (CUDA, D=3, L=16, F=2)"
-for log2 in 19 15; do
-  timeout 90 morphbias-fast bench encode --device cuda --n 1048576 --log2-hashmap-size "$log2" --repeats 5 \
-    --json "$OUT/bench_cuda_log2_${log2}.json" 2>/dev/null | tee -a "$OUT/bench.txt"
-done
+timeout 200 python - "$OUT" <<'PY' | tee -a "$OUT/bench.txt"
+import json, sys
+import torch
+from morphbias_fast.bench import encode as b
+for log2 in (19, 15):
+    r = b.run(device="cuda", n=1 << 20, log2_hashmap_size=log2, repeats=5)
+    print(b.format_table(r), flush=True)
+    d = r.as_dict()
+    d["gpu"] = torch.cuda.get_device_name(0)
+    with open(f"{sys.argv[1]}/bench_cuda_log2_{log2}.json", "w") as fh:
+        json.dump(d, fh, indent=2)
+PY
 
 echo "== summary"
 echo "card: $(cat "$OUT/gpu.txt")"
