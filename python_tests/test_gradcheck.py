@@ -9,12 +9,17 @@ from helpers import interior_points, small_encoding
 from morphbias_fast.encoding import _Encode, _EncodeWithJacobian
 
 
+def tiny_problem(device, D, interp):
+    """A 3-level grid, 6 interior points and a leaf copy of the parameters, all float64."""
+    enc = small_encoding(D=D, L=3, F=2, log2=10, base=3, scale=2.1, interp=interp, device=device)
+    x = interior_points(enc, 6).to(device).requires_grad_(True)
+    return enc, x, enc.params.detach().clone().requires_grad_(True)
+
+
 @pytest.mark.parametrize("D", [2, 3])
 @pytest.mark.parametrize("interp", ["linear", "smoothstep"])
 def test_gradcheck_and_gradgradcheck_encode(device, D, interp):
-    enc = small_encoding(D=D, L=3, F=2, log2=10, base=3, scale=2.1, interp=interp, device=device)
-    x = interior_points(enc, 6).to(device).requires_grad_(True)
-    p = enc.params.detach().clone().requires_grad_(True)
+    enc, x, p = tiny_problem(device, D, interp)
     fn = lambda a, b: _Encode.apply(a, b, enc._grid)  # noqa: E731
     assert gradcheck(fn, (x, p))
     assert gradgradcheck(fn, (x, p))
@@ -23,9 +28,7 @@ def test_gradcheck_and_gradgradcheck_encode(device, D, interp):
 @pytest.mark.parametrize("D", [2, 3])
 @pytest.mark.parametrize("interp", ["linear", "smoothstep"])
 def test_gradcheck_jacobian_path(device, D, interp):
-    enc = small_encoding(D=D, L=3, F=2, log2=10, base=3, scale=2.1, interp=interp, device=device)
-    x = interior_points(enc, 6).to(device).requires_grad_(True)
-    p = enc.params.detach().clone().requires_grad_(True)
+    enc, x, p = tiny_problem(device, D, interp)
     assert gradcheck(lambda a, b: _EncodeWithJacobian.apply(a, b, enc._grid), (x, p))
 
 
