@@ -92,19 +92,14 @@ def run_register(cohort_dir, run_dir, cfg: RegisterConfig, resume: bool = False,
     train_deadline = t0 + budget * (1 - cfg.fit_share) - spent if budget else None
     tr = cohort.index("train")
     rest = np.setdiff1d(np.arange(len(cohort.ids)), tr)
-    # Training sees only training subjects: Images is indexed by cohort row, so pass the rows through.
-    train_imgs = Images.__new__(Images)
-    train_imgs.__dict__.update(imgs.__dict__)
-    train_imgs.images = imgs.images[torch.as_tensor(tr, device=device)]
+    train_imgs = imgs.subset(tr)  # training sees only training subjects
     show = progress and dist.rank == 0
     model, z_mine, info_train = train(train_imgs, len(tr), cfg, train_deadline, ckpt_path, state, show, dist)
     z_train = torch.empty(len(tr), cfg.latent_dim)
     for owned, z in _gather(dist, (dist.owned(len(tr)), z_mine.cpu())):
         z_train[owned] = z
     fit_deadline = t0 + budget if budget else None
-    fit_imgs = Images.__new__(Images)
-    fit_imgs.__dict__.update(imgs.__dict__)
-    fit_imgs.images = imgs.images[torch.as_tensor(rest, device=device)]
+    fit_imgs = imgs.subset(rest)
     mine = dist.owned(len(rest))
     z_fit, info_fit = fit_latents(model, fit_imgs, mine, cfg, fit_deadline, z_train.mean(0), show,
                                   global_index=mine, n_total=len(rest))

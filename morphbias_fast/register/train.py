@@ -78,6 +78,13 @@ class Images:
         self.strides = torch.as_tensor(strides, device=device)
         self.device = device
 
+    def subset(self, rows) -> "Images":
+        """The same atlas and grid with only the images of `rows` (a shallow copy)."""
+        out = Images.__new__(Images)
+        out.__dict__.update(self.__dict__)
+        out.images = self.images[torch.as_tensor(rows, device=self.device)]
+        return out
+
     def coords(self, flat_idx: torch.Tensor) -> torch.Tensor:
         """Flat voxel indices [...] -> voxel coordinates [..., D] (float, array-axis order)."""
         return torch.stack([(flat_idx // s) % n for s, n in zip(self.strides.tolist(), self.shape)], -1).float()
