@@ -158,3 +158,16 @@ def test_bench_register_reports_both_architectures(cohort, tmp_path):
     for arch in ("hashgrid", "siren"):
         assert data["arch"][arch]["steps"] >= 1 and data["arch"][arch]["train_epe_mm"] >= 0
     assert "steps/s" in result.output
+
+
+def test_three_d_cohort_registers_and_decodes(tmp_path):
+    cohort3 = tmp_path / "c3"
+    synthesize(cohort3, SynthConfig(n_train=4, n_val=2, n_test=4, dim=3, spacing=8.0), progress=False)
+    cfg = RegisterConfig(**{**TINY, "steps": 5, "fit_steps": 3, "batch_subjects": 2, "points": 128})
+    m = run_register(cohort3, tmp_path / "run", cfg, progress=False)
+    assert set(m["splits"]) == {"train", "val", "test"}
+    out = tmp_path / "f.nii.gz"
+    result = CliRunner().invoke(main, ["decode", str(tmp_path / "run"), "--subject", "sub-0001", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    field = sitk.ReadImage(str(out))
+    assert field.GetDimension() == 3 and field.GetNumberOfComponentsPerPixel() == 3
