@@ -157,9 +157,6 @@ class HashGridEncoding(nn.Module):
             raise ValueError(f"x must have shape [..., {self.n_input_dims}], got {list(x.shape)}")
         if x.device != p.device:
             raise ValueError(f"x is on {x.device} but the encoding's params are on {p.device}")
-        if x.is_cuda and not ops.cuda_compiled():
-            raise ValueError("x is a CUDA tensor, but morphbias_fast was built without CUDA kernels "
-                             "(see morphbias_fast.build_info()); reinstall with nvcc on PATH")
         if x.numel() and not bool(torch.isfinite(x).all()):
             raise ValueError("x contains NaN or infinite values")
         return x.reshape(-1, self.n_input_dims)

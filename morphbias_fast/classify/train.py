@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from morphbias_fast.classify.model import CNN
+from morphbias_fast.devices import resolve_device
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.io import atomic_path, write_json
 
@@ -28,16 +29,6 @@ class TrainConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     device: str = "auto"
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise MorphbiasError("--device cuda was asked for, but torch sees no GPU")
-    if device not in ("cpu", "cuda"):
-        raise MorphbiasError(f"--device must be auto, cpu or cuda, got {device!r}")
-    return torch.device(device)
 
 
 def standardise(images: np.ndarray) -> torch.Tensor:

@@ -28,11 +28,9 @@ import pandas as pd
 import torch
 
 from morphbias_fast.data import deform, fields
+from morphbias_fast.data.cohort import SPLITS
 from morphbias_fast.data.template import REGIONS, Template, load_template
 from morphbias_fast.errors import MorphbiasError
-
-SPLITS = ("train", "val", "test")
-
 
 @dataclass(frozen=True)
 class SynthConfig:

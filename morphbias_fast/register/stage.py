@@ -10,17 +10,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from morphbias_fast.devices import resolve_device
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.io import atomic_path, write_json
 from morphbias_fast.register.model import build_model
 from morphbias_fast.register.train import (Images, RegisterConfig, decode_displacement, fit_latents, train,
                                            warp_atlas)
-
-
-def _device(name: str) -> torch.device:
-    from morphbias_fast.classify.train import resolve_device
-
-    return resolve_device(name)
 
 
 def split_metrics(model, imgs: Images, z: torch.Tensor, rows: np.ndarray, cohort, mask: np.ndarray,
@@ -72,7 +67,7 @@ def run_register(cohort_dir, run_dir, cfg: RegisterConfig, resume: bool = False,
         raise MorphbiasError(f"{cohort.atlas_path} has shape {atlas.shape}, the images {cohort.images.shape[1:]}")
     mask_path = cohort.root / "atlas" / "atlas_mask.nii.gz"
     mask = read_nifti(mask_path)[0] > 0.5 if mask_path.exists() else np.ones(atlas.shape, bool)
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     imgs = Images(cohort.images, atlas, device)
     spacing = np.sqrt((atlas_affine[:3, :atlas.ndim] ** 2).sum(0))
 
