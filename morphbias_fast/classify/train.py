@@ -132,7 +132,9 @@ def run_classify(cohort_dir, run_dir, label_column: str = "disease", cfg: TrainC
     with atomic_path(out / "model.pt") as tmp:
         torch.save({"state_dict": model.state_dict(), "dim": model.dim, "train_config": asdict(cfg),
                     "label_column": label_column, "history": history}, tmp)
-    metrics = {"train_config": asdict(cfg), "history": history, "splits": {}}
+    # The cohort's location and label column let later stages (discover, mitigate) find the images.
+    metrics = {"cohort": str(Path(cohort_dir).resolve()), "label_column": label_column,
+               "train_config": asdict(cfg), "history": history, "splits": {}}
     for split in ("train", "val", "test"):
         sel = preds["split"] == split
         if not sel.any():
