@@ -23,9 +23,12 @@ def main() -> None:
 def info() -> None:
     """Show what this installation was built with and what it can use right now."""
     import morphbias_fast as mbf
+    from morphbias_fast.discover.backends import cuml_status
 
     for key, value in mbf.build_info().items():
         click.echo(f"{key:<24}{value}")
+    ok, why = cuml_status()
+    click.echo(f"{'discover_backend':<24}{'cuml (' + why + ')' if ok else 'sklearn (cuML not usable: ' + why + ')'}")
 
 
 def _fail(exc: Exception):
@@ -157,6 +160,44 @@ def decode(run_dir, subject, out, warped) -> None:
     except MorphbiasError as exc:
         _fail(exc)
     click.echo(f"wrote {out}" + (f" and {warped}" if warped else ""))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--features", type=click.Choice(["inr", "pca", "embedding"]), default="inr", show_default=True,
+              help="inr: registration latents; pca: intensity PCA of the images; embedding: the classifier's "
+                   "penultimate layer.")
+@click.option("--method", type=click.Choice(["shortcut", "paper"]), default="shortcut", show_default=True,
+              help="shortcut: the direction the classifier uses beyond the label, split in two (ours, measured "
+                   "better, bench/RESULTS.md); paper: error-aware mixture, K=7 on PCA(features, 4), knee rule.")
+@click.option("--backend", type=click.Choice(["auto", "cuml", "sklearn"]), default="auto", show_default=True,
+              help="PCA and logistic regression on the GPU with cuML (auto: when it imports).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder.  [default: RUN_DIR/discover]")
+@click.option("--cohort", "cohort_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The cohort RUN_DIR was made from.  [default: RUN_DIR/cohort, else the one classify used]")
+@click.option("--seed", type=int, default=0, show_default=True)
+def discover(run_dir, features, method, backend, out_dir, cohort_dir, seed) -> None:
+    """Find the subgroups where RUN_DIR's classifier fails, on train and on val separately.
+
+    Needs RUN_DIR/classify (and RUN_DIR/register for --features inr). Writes subgroups.csv
+    (participant_id, split, subgroup, selected, role) and summary.json (per subgroup: size, dTPR, FPR/FNR
+    ratio; with a synthetic cohort also the bias and disease shares, and the precision and recall of the
+    re-balanced set and the AMI against the four true groups).
+    """
+    from morphbias_fast.discover.stage import run_discover
+    from morphbias_fast.errors import MorphbiasError
+
+    try:
+        summary = run_discover(run_dir, features=features, method=method, backend=backend, out_dir=out_dir,
+                               seed=seed, cohort_dir=cohort_dir)
+    except MorphbiasError as exc:
+        _fail(exc)
+    for split, s in summary["splits"].items():
+        line = f"{split}: {s['selected']} of {s['n']} in the re-balanced set"
+        if s.get("precision") is not None:
+            line += f" (precision {s['precision']:.2f}, recall {s['recall']:.2f}, AMI {s['ami']:.2f})"
+        click.echo(line + f" [{summary['backend']}, {s['seconds']:.1f} s]")
 
 
 @main.group()
