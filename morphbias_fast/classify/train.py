@@ -59,8 +59,9 @@ def predict_proba(model: CNN, x: torch.Tensor, device: torch.device, batch: int 
 
 
 def fit(x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor, y_val: np.ndarray, cfg: TrainConfig,
-        sample_weight: np.ndarray | None = None, progress: bool = True):
-    """Train a CNN from scratch; returns (model at the selected epoch, history list of dicts)."""
+        sample_weight: np.ndarray | None = None, progress: bool = True, val_weight: np.ndarray | None = None):
+    """Train a CNN from scratch; returns (model at the selected epoch, history list of dicts).
+    The epoch kept has the best val accuracy, weighted by `val_weight` when given (e.g. group-balanced)."""
     from tqdm import tqdm
 
     device = resolve_device(cfg.device)
@@ -93,7 +94,7 @@ def fit(x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor, y_val: 
             sched.step()
             p_val = predict_proba(model, x_val, device)
             val_loss = float(F.binary_cross_entropy(torch.as_tensor(p_val).clamp(1e-6, 1 - 1e-6), y_v.float()))
-            val_acc = float(((p_val >= 0.5) == y_val).mean())
+            val_acc = float(np.average((p_val >= 0.5) == y_val, weights=val_weight))
             history.append({"epoch": epoch + 1, "train_loss": total / len(y_t), "val_loss": val_loss,
                             "val_acc": val_acc})
             key = (val_acc, -val_loss)
