@@ -38,6 +38,8 @@ from morphbias_fast.discover.backends import Backend
 @dataclass(frozen=True)
 class ShortcutConfig:
     variance: float = 0.95  # whitening keeps this share of variance (the bias direction has little of it)
+    max_columns_per_subject: float = 0.1  # and at most N / 10 columns: with fewer subjects per column the
+    # self-trained logistic regression separates any split perfectly (seen on a 180-subject cohort)
     restarts: int = 5
     refine: int = 5
     C: float = 1.0  # inverse L2 strength of the self-training logistic regression: scikit-learn's default, untuned
@@ -74,6 +76,7 @@ def shortcut_discovery(features, y, prob, backend: Backend, cfg: ShortcutConfig 
     p = np.clip(np.asarray(prob, dtype=np.float64), 1e-4, 1 - 1e-4)
     logit_c = _within_class_centre(np.log(p / (1 - p)), y)
     X = backend.pca(features, cfg.variance, whiten=True, seed=seed)
+    X = X[:, : max(2, int(len(X) * cfg.max_columns_per_subject))]  # components come sorted by variance
     Xfit = _within_class_centre(X, y)  # the split is learnt from within-class variation, never from the label
     best = None
     for r in range(cfg.restarts):

@@ -1,0 +1,140 @@
+"""RUN_DIR/report.html: the paper's table with the gap closed, and the figures a reader needs to trust it
+(matplotlib, embedded as PNG so the file stands alone)."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from morphbias_fast.io import atomic_path
+from morphbias_fast.report.metrics import COLUMNS
+
+GROUPS = {0: "NB & no disease", 1: "NB & disease", 2: "B & no disease", 3: "B & disease"}
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "<img src='data:image/png;base64," + base64.b64encode(buf.getvalue()).decode() + "'>"
+
+
+def _fmt(r, k):
+    v = r.get(k)
+    if v is None:
+        return "-"
+    sd = r.get(f"{k}_std")
+    return f"{v:.2f}" + (f" &plusmn; {sd:.2f}" if sd is not None else "")
+
+
+def table_html(metrics: dict) -> str:
+    head = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in (*COLUMNS, "gap_closed", "acc_B_drop"))
+    body = ""
+    for r in metrics["rows"]:
+        body += f"<tr><td>{html.escape(r['model'])}</td>" + "".join(
+            f"<td>{_fmt(r, k)}</td>" for k in (*COLUMNS, "gap_closed", "acc_B_drop")) + "</tr>"
+    return f"<table><tr><th>model</th>{head}</tr>{body}</table>"
+
+
+def bars_figure(metrics: dict) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = metrics["rows"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for ax, stat in zip(axes, ("recall", "acc")):
+        x = np.arange(len(rows))
+        for j, grp in enumerate(("B", "NB")):
+            k = f"{stat}_{grp}"
+            v = np.array([r.get(k) or np.nan for r in rows])
+            if all("ci" in r and k in r["ci"] for r in rows):
+                lo = np.array([r["ci"][k][0] for r in rows])
+                hi = np.array([r["ci"][k][1] for r in rows])
+                err = np.vstack([v - lo, hi - v])
+            else:
+                err = np.array([r.get(f"{k}_std") or 0 for r in rows])
+            ax.bar(x + (j - 0.5) * 0.38, v, 0.38, yerr=err, capsize=3, label="with bias (B)" if grp == "B"
+                   else "without bias (NB)")
+        ax.set_xticks(x, [r["model"] for r in rows], rotation=20)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"{stat} on the test split (95% bootstrap CI, or std over seeds)", fontsize=9)
+    axes[0].legend(fontsize=8)
+    return _png(fig)
+
+
+def discovery_figures(run_dir: Path, cohort) -> str:
+    """Latent scatter coloured by the true and the discovered groups; subgroup composition."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sub_path = run_dir / "discover" / "subgroups.csv"
+    lat_path = run_dir / "register" / "latents.npz"
+    if not sub_path.exists() or not lat_path.exists() or cohort.bias is None:
+        return "<p>(no discovery output or no ground truth: figures skipped)</p>"
+    sub = pd.read_csv(sub_path, dtype={"participant_id": str})
+    sub = sub[sub.split == "train"].set_index("participant_id")
+    lat = np.load(lat_path)
+    z = dict(zip(lat["participant_id"].astype(str), lat["z"]))
+    parts = cohort.participants.set_index("participant_id").reindex(sub.index)
+    Z = np.stack([z[p] for p in sub.index])
+    y, b = parts[cohort.label_column].to_numpy(), parts["bias"].to_numpy()
+    side = (sub.role == "S_B").to_numpy()
+    # Axes: the discovered split direction (difference of side means within label) and the label direction.
+    d_side = np.mean([Z[side & (y == c)].mean(0) - Z[~side & (y == c)].mean(0) for c in (0, 1)], axis=0)
+    d_lab = Z[y == 1].mean(0) - Z[y == 0].mean(0)
+    d_lab = d_lab - d_side * (d_lab @ d_side) / (d_side @ d_side)
+    P = np.c_[Z @ d_side / np.linalg.norm(d_side), Z @ d_lab / np.linalg.norm(d_lab)]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    true_g = 2 * b + y
+    for g, name in GROUPS.items():
+        axes[0].scatter(*P[true_g == g].T, s=5, label=name)
+    axes[0].set_title("train latents, true groups", fontsize=9)
+    axes[0].legend(fontsize=7, markerscale=2)
+    for g in sorted(sub.subgroup.unique()):
+        m = (sub.subgroup == g).to_numpy()
+        axes[1].scatter(*P[m].T, s=5, label=f"subgroup {g} ({sub.role[m].iloc[0]})")
+    sel = sub.selected.to_numpy().astype(bool)
+    axes[1].scatter(*P[sel].T, s=14, facecolors="none", edgecolors="k", linewidths=0.5, label="re-balanced set")
+    axes[1].set_title("discovered subgroups", fontsize=9)
+    axes[1].legend(fontsize=7, markerscale=2)
+    for ax in axes[:2]:
+        ax.set_xlabel("latent along the discovered split")
+        ax.set_ylabel("latent along the label (orthogonalised)")
+    comp = pd.crosstab(sub.subgroup.to_numpy(), pd.Series(true_g).map(GROUPS).to_numpy(), normalize="index")
+    comp.plot.bar(stacked=True, ax=axes[2], width=0.8)
+    axes[2].set_title("subgroup composition (true groups)", fontsize=9)
+    axes[2].legend(fontsize=7)
+    axes[2].set_xlabel("subgroup")
+    return _png(fig)
+
+
+def write_report(run_dir: Path, metrics: dict, cohort=None, title: str = "morphbias-fast report") -> Path:
+    run_dir = Path(run_dir)
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             ("<p>Test split, balanced over bias and disease. B = cases with the bias, NB = without. Gap closed = "
+              "(recall NB of the model - biased) / (unbiased - biased); acc B drop = biased acc B - model acc B.</p>"),
+             table_html(metrics), "<h2>Per-group results</h2>", bars_figure(metrics)]
+    if cohort is not None:
+        parts += ["<h2>Discovery (train split)</h2>", discovery_figures(run_dir, cohort)]
+    for name in ["mitigate", *sorted(p.name for p in run_dir.glob("mitigate_*"))]:
+        png = run_dir / name / "augmentations.png"
+        if png.exists():
+            parts += [f"<h2>Generated images: {html.escape(name)}</h2>",
+                      "<img src='data:image/png;base64," + base64.b64encode(png.read_bytes()).decode() + "'>"]
+    style = ("<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}td:first-child{text-align:left}</style>")
+    out = run_dir / "report.html"
+    with atomic_path(out) as tmp:
+        tmp.write_text(f"<!doctype html><html><head><meta charset='utf-8'>{style}</head><body>"
+                       + "\n".join(parts) + "</body></html>")
+    return out

@@ -1,0 +1,82 @@
+"""RUN_DIR/metrics.json: one row per model on the test split (the paper's table) and the gap closed.
+
+Models: biased (classify), mitigated (mitigate, our default strategy), every baseline that was run
+(mitigate_<strategy>), and unbiased (a classifier trained on a bias-0.5 cohort of the same seed, evaluated on
+this cohort's test split)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from morphbias_fast.errors import MorphbiasError
+
+COLUMNS = ("acc_B", "acc_NB", "recall_B", "recall_NB", "prec_B", "prec_NB")
+
+
+def prediction_files(run_dir: Path) -> dict[str, Path]:
+    """model name -> predictions.csv, for those that exist, in table order."""
+    run_dir = Path(run_dir)
+    files = {"biased": run_dir / "classify" / "predictions.csv",
+             "mitigated": run_dir / "mitigate" / "predictions.csv"}
+    for d in sorted(run_dir.glob("mitigate_*")):
+        files[d.name.removeprefix("mitigate_")] = d / "predictions.csv"
+    files["unbiased"] = run_dir / "unbiased" / "predictions.csv"
+    return {k: v for k, v in files.items() if v.exists()}
+
+
+def gap_closed(recall_nb: float, biased: float, unbiased: float) -> float | None:
+    """(recall NB of a model - biased) / (unbiased - biased); None when the gap is not positive."""
+    den = unbiased - biased
+    return None if not (den > 0) else (recall_nb - biased) / den
+
+
+def _f(v):
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
+
+
+def metrics_table(run_dir, bias: pd.Series) -> dict:
+    """{"rows": [...]} on the test split; `bias` maps participant_id -> 0/1."""
+    from morphbias_fast.evaluation import group_metrics
+
+    rows = []
+    for model, path in prediction_files(run_dir).items():
+        p = pd.read_csv(path, dtype={"participant_id": str})
+        p = p[p.split == "test"]
+        if p.empty:
+            raise MorphbiasError(f"{path} has no test-split predictions")
+        b = bias.reindex(p.participant_id)
+        if b.isna().any():
+            raise MorphbiasError(f"{path} has test participants without a bias value in the cohort")
+        m = group_metrics(p.y_true.to_numpy(), p.y_pred.to_numpy(), b.to_numpy().astype(int))
+        row = {"model": model, **{k: _f(m[k]) for k in COLUMNS}, "acc": _f(m["acc"]), "n_B": m["n_B"],
+               "n_NB": m["n_NB"], "ci": {k: m["ci"][k] for k in COLUMNS if k in m["ci"]},
+               "predictions": str(path)}
+        rows.append(row)
+    by = {r["model"]: r for r in rows}
+    if "biased" in by and "unbiased" in by:
+        for r in rows:
+            if r["model"] not in ("biased", "unbiased"):
+                r["gap_closed"] = gap_closed(r["recall_NB"], by["biased"]["recall_NB"], by["unbiased"]["recall_NB"])
+                r["acc_B_drop"] = by["biased"]["acc_B"] - r["acc_B"]
+    return {"split": "test", "rows": rows}
+
+
+def aggregate(per_seed: list[dict]) -> dict:
+    """Mean and std (ddof 1) over seeds of every numeric column, per model present in all seeds."""
+    models = [r["model"] for r in per_seed[0]["rows"]]
+    rows = []
+    for model in models:
+        vals = [next((r for r in m["rows"] if r["model"] == model), None) for m in per_seed]
+        if any(v is None for v in vals):
+            continue
+        row = {"model": model, "n_seeds": len(vals)}
+        for k in (*COLUMNS, "acc", "gap_closed", "acc_B_drop"):
+            xs = [v.get(k) for v in vals]
+            if all(x is not None for x in xs):
+                row[k] = float(np.mean(xs))
+                row[f"{k}_std"] = float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
+        rows.append(row)
+    return {"split": "test", "rows": rows}
