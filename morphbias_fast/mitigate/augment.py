@@ -34,27 +34,6 @@ def decode_images(model, atlas: np.ndarray, Z: np.ndarray, batch: int = 64, prog
     return np.concatenate(out) if out else np.zeros((0, *atlas.shape), np.float32)
 
 
-def shift_images(model, images: np.ndarray, Z_from: np.ndarray, Z_to: np.ndarray, batch: int = 64,
-                 progress: bool = True) -> np.ndarray:
-    """images[i] warped by u(Z_to[i]) - u(Z_from[i]): I(x + u' - u) ~ atlas(x + u'(x)) for small fields."""
-    from tqdm import tqdm
-
-    from morphbias_fast.data.deform import warp
-    from morphbias_fast.register.train import decode_displacement
-
-    device = next(model.parameters()).device
-    shape = tuple(images.shape[1:])
-    out = []
-    with torch.no_grad():
-        for lo in tqdm(range(0, len(images), batch), desc="counterfactuals", unit="batch", disable=not progress):
-            z0 = torch.as_tensor(np.asarray(Z_from[lo: lo + batch], dtype=np.float32), device=device)
-            z1 = torch.as_tensor(np.asarray(Z_to[lo: lo + batch], dtype=np.float32), device=device)
-            d = decode_displacement(model, z1, shape) - decode_displacement(model, z0, shape)
-            img = torch.as_tensor(np.asarray(images[lo: lo + batch], dtype=np.float32), device=device)[:, None]
-            out.append(warp(img, d)[:, 0].cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, *shape), np.float32)
-
-
 def paper_latents(Z: np.ndarray, y: np.ndarray, selected: np.ndarray, n_target: int, seed: int = 0):
     """(latents, labels) of the augmented + SMOTE-resampled re-balanced set, n_target in all."""
     from imblearn.over_sampling import SMOTE

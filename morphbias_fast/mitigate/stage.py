@@ -1,8 +1,8 @@
 """The mitigate stage: retrain the classifier from scratch on a re-balanced or augmented train set.
 
 Strategies (METHOD.md sections 4 and 6):
-counterfactual  (default, ours) originals + every train case with its bias flipped: its own image warped
-                by the change of its decoded field when its latent crosses the discovered split (augment.py)
+counterfactual  (default, ours) originals weighted so each discovered group counts the same, + every train
+                case with its bias flipped: its latent moved across the discovered split, decoded (augment.py)
 paper           originals + re-balanced set with 3 latent-noise augmentations each, SMOTE to the original
                 size, decoded; both halves weighted equally; checkpoint by val accuracy as in classify
 oracle          reweighing with the TRUE bias: w = P(g) P(y) / P(g, y) (needs the cohort's bias column)
@@ -104,12 +104,7 @@ def run_mitigate(run_dir, strategy: str = DEFAULT, seed: int = 0, discover_dir=N
     sub = None if strategy == "oracle" else _read_subgroups(discover_dir)
 
     if strategy in ("counterfactual", "paper"):
-        from morphbias_fast.mitigate.augment import (
-            counterfactual_latents,
-            decode_images,
-            paper_latents,
-            shift_images,
-        )
+        from morphbias_fast.mitigate.augment import counterfactual_latents, decode_images, paper_latents
         from morphbias_fast.register.stage import load_registration
 
         model_reg, latents, _ = load_registration(run_dir, device=str(resolve_device(device)))
@@ -126,6 +121,9 @@ def run_mitigate(run_dir, strategy: str = DEFAULT, seed: int = 0, discover_dir=N
             else:
                 side = np.select([s.role == "S_B", s.role == "S_NB"], [1, 0], -1)
                 Zx, extra_y = counterfactual_latents(Z, y[tr], side)
+                # The originals too are weighted so that each discovered group counts the same (groupbal),
+                # so both halves of the training set have the bias independent of the label.
+                weights = _balanced_weights(s.subgroup.to_numpy())
         except ValueError as exc:
             # Discovery found no usable split (or too small a re-balanced set): nothing to generate from.
             # Retrain on the originals (still with group-balanced checkpoint selection) and say so.
@@ -135,10 +133,10 @@ def run_mitigate(run_dir, strategy: str = DEFAULT, seed: int = 0, discover_dir=N
             click.echo(click.style(f"warning: {warning}", fg="yellow"), err=True)
             Zx = None
         if Zx is not None:
-            if strategy == "paper":
-                extra = decode_images(model_reg, atlas, Zx, progress=progress)
-            else:
-                extra = shift_images(model_reg, cohort.images[tr][side >= 0], Z[side >= 0], Zx, progress=progress)
+            # The atlas warped by the decoded field: interpolated once, like the cohort's own images. Warping
+            # each case's own image by u' - u (shift_images) interpolates twice, and the classifier then
+            # told generated from real by blur and kept the shortcut on real ones (bench/RESULTS.md).
+            extra = decode_images(model_reg, atlas, Zx, progress=progress)
             out_dir.mkdir(parents=True, exist_ok=True)
             first = cohort.images[tr][:6] if strategy == "paper" else cohort.images[tr][side >= 0][:6]
             _save_examples(out_dir / "augmentations.png", first, extra[:6],

@@ -96,8 +96,9 @@ def discovery_figures(run_dir: Path, cohort) -> str:
     P = np.c_[Z @ d_side / np.linalg.norm(d_side), Z @ d_lab / np.linalg.norm(d_lab)]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     true_g = 2 * b + y
+    colours = {g: f"C{g}" for g in GROUPS}  # the same colour for a true group in both panels
     for g, name in GROUPS.items():
-        axes[0].scatter(*P[true_g == g].T, s=5, label=name)
+        axes[0].scatter(*P[true_g == g].T, s=5, label=name, color=colours[g])
     axes[0].set_title("train latents, true groups", fontsize=9)
     axes[0].legend(fontsize=7, markerscale=2)
     for g in sorted(sub.subgroup.unique()):
@@ -110,8 +111,9 @@ def discovery_figures(run_dir: Path, cohort) -> str:
     for ax in axes[:2]:
         ax.set_xlabel("latent along the discovered split")
         ax.set_ylabel("latent along the label (orthogonalised)")
-    comp = pd.crosstab(sub.subgroup.to_numpy(), pd.Series(true_g).map(GROUPS).to_numpy(), normalize="index")
-    comp.plot.bar(stacked=True, ax=axes[2], width=0.8)
+    comp = pd.crosstab(sub.subgroup.to_numpy(), true_g, normalize="index").reindex(columns=list(GROUPS), fill_value=0)
+    comp.columns = [GROUPS[g] for g in comp.columns]
+    comp.plot.bar(stacked=True, ax=axes[2], width=0.8, color=[colours[g] for g in GROUPS])
     axes[2].set_title("subgroup composition (true groups)", fontsize=9)
     axes[2].legend(fontsize=7)
     axes[2].set_xlabel("subgroup")
