@@ -148,3 +148,23 @@ def test_generating_strategies_decode_new_cases(run_out, strategy):
     assert metrics["generated"] == n_train and metrics["warning"] is None
     assert metrics["train_size"] == 2 * n_train
     assert (dest / "augmentations.png").stat().st_size > 0
+
+
+def test_seed_aggregate_by_hand():
+    from morphbias_fast.report.metrics import aggregate
+
+    def row(model, r, g=None):
+        d = {"model": model, "acc_B": r, "acc_NB": r, "recall_B": r, "recall_NB": r, "prec_B": r, "prec_NB": r,
+             "acc": r}
+        if g is not None:
+            d["gap_closed"], d["acc_B_drop"] = g, 0.0
+        return d
+
+    seeds = [{"rows": [row("biased", 0.6), row("mitigated", 0.8, 0.5)]},
+             {"rows": [row("biased", 0.7), row("mitigated", 0.9, 0.7), row("oracle", 0.9, 0.9)]}]
+    out = {r["model"]: r for r in aggregate(seeds)["rows"]}
+    assert set(out) == {"biased", "mitigated"}  # a model missing from one seed is not averaged
+    assert out["mitigated"]["recall_NB"] == pytest.approx(0.85)
+    assert out["mitigated"]["recall_NB_std"] == pytest.approx(np.std([0.8, 0.9], ddof=1))
+    assert out["mitigated"]["gap_closed"] == pytest.approx(0.6)
+    assert "gap_closed" not in out["biased"]
