@@ -104,7 +104,11 @@ def run_mitigate(run_dir, strategy: str = DEFAULT, seed: int = 0, discover_dir=N
     sub = None if strategy == "oracle" else _read_subgroups(discover_dir)
 
     if strategy in ("counterfactual", "paper"):
-        from morphbias_fast.mitigate.augment import counterfactual_latents, decode_images, paper_latents
+        from morphbias_fast.mitigate.augment import (
+            counterfactual_latents,
+            decode_images,
+            paper_latents,
+        )
         from morphbias_fast.register.stage import load_registration
 
         model_reg, latents, _ = load_registration(run_dir, device=str(resolve_device(device)))
