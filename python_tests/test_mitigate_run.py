@@ -27,6 +27,7 @@ def test_counterfactual_moves_each_case_across_by_the_planted_shift():
             side += [s] * 10
     Z, y, side = np.concatenate(Z), np.array(y), np.array(side)
     moved, ym = counterfactual_latents(Z, y, side)
+    # exact up to float64 rounding of means of ~10 values of size ~3 (~1e-15); 1e-12 leaves room, nothing more
     np.testing.assert_allclose(moved, Z + np.where(side[:, None] == 1, -delta, delta), atol=1e-12)
     assert (ym == y).all()
     side[:3] = -1  # cases without a side are left out
