@@ -79,6 +79,10 @@ def run_one(run_dir: Path, cohort_dir: Path | None, bias_level: float, dim: int,
         if not (cohort_dir / "participants.tsv").exists():
             _say(f"synth: bias level {bias_level}, {dim}-D, seed {seed}")
             synthesize(cohort_dir, SynthConfig(bias_level=bias_level, dim=dim, seed=seed), overwrite=True)
+    if "bias" not in load_cohort(cohort_dir, load_images=False).participants:
+        # Checked before the long stages: the report's table is per value of this attribute.
+        raise MorphbiasError(f"{cohort_dir / 'participants.tsv'} has no 'bias' column: `run` reports per group, "
+                             f"so it needs the 0/1 attribute to check (run the stages one by one without it)")
     if not (run_dir / "classify" / "predictions.csv").exists():
         _say("classify: the biased classifier")
         run_classify(cohort_dir, run_dir, cfg=TrainConfig(seed=seed))
@@ -98,8 +102,6 @@ def run_one(run_dir: Path, cohort_dir: Path | None, bias_level: float, dim: int,
     cohort = load_cohort(cohort_dir)
     if _synth_config(cohort_dir) is not None:
         unbiased_reference(run_dir, cohort_dir, seed)
-    if cohort.bias is None:
-        raise MorphbiasError(f"{cohort_dir / 'participants.tsv'} has no bias column: metrics per group need it")
     metrics = metrics_table(run_dir, pd.Series(cohort.bias, index=cohort.ids))
     metrics.update({"seed": seed, "cohort": str(cohort_dir)})
     write_json(run_dir / "metrics.json", metrics)

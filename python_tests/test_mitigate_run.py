@@ -169,3 +169,16 @@ def test_seed_aggregate_by_hand():
     assert out["mitigated"]["recall_NB_std"] == pytest.approx(np.std([0.8, 0.9], ddof=1))
     assert out["mitigated"]["gap_closed"] == pytest.approx(0.6)
     assert "gap_closed" not in out["biased"]
+
+
+def test_run_needs_a_bias_column_before_any_work(tmp_path, run_out):
+    import shutil
+
+    cohort, _, _ = run_out
+    copy = tmp_path / "cohort"
+    shutil.copytree(cohort, copy)
+    parts = pd.read_csv(copy / "participants.tsv", sep="\t")
+    parts.drop(columns="bias").to_csv(copy / "participants.tsv", sep="\t", index=False)
+    res = CliRunner().invoke(main, ["run", str(copy), "--out", str(tmp_path / "run")])
+    assert res.exit_code == 1 and "'bias' column" in res.output
+    assert not (tmp_path / "run" / "classify").exists()  # failed before training anything
