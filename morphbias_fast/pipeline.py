@@ -33,10 +33,12 @@ def _synth_config(cohort_dir: Path):
 
 def unbiased_reference(run_dir: Path, cohort_dir: Path, seed: int) -> None:
     """RUN/unbiased/{cohort, classify}; then RUN/unbiased/predictions.csv on the main cohort."""
-    import torch
-
-    from morphbias_fast.classify import CNN, TrainConfig, predict_proba, run_classify
-    from morphbias_fast.classify.train import predictions_frame, standardise
+    from morphbias_fast.classify import TrainConfig, predict_proba, run_classify
+    from morphbias_fast.classify.train import (
+        load_classifier,
+        predictions_frame,
+        standardise,
+    )
     from morphbias_fast.data import load_cohort
     from morphbias_fast.data.synth import synthesize
     from morphbias_fast.devices import resolve_device
@@ -52,12 +54,10 @@ def unbiased_reference(run_dir: Path, cohort_dir: Path, seed: int) -> None:
     if not (run_dir / "unbiased" / "classify" / "predictions.csv").exists():
         _say("unbiased reference: training the classifier")
         run_classify(ucohort, run_dir / "unbiased", cfg=TrainConfig(seed=seed))
-    ckpt = torch.load(run_dir / "unbiased" / "classify" / "model.pt", map_location="cpu", weights_only=False)
-    model = CNN(ckpt["dim"])
-    model.load_state_dict(ckpt["state_dict"])
     device = resolve_device("auto")
+    model = load_classifier(run_dir / "unbiased" / "classify" / "model.pt", device)
     cohort = load_cohort(cohort_dir)
-    prob = predict_proba(model.to(device), standardise(cohort.images), device)
+    prob = predict_proba(model, standardise(cohort.images), device)
     with atomic_path(out) as tmp:
         predictions_frame(cohort, prob).to_csv(tmp, index=False, float_format="%.6f")
 

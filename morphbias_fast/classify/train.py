@@ -105,6 +105,17 @@ def fit(x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor, y_val: 
     return model, history
 
 
+def load_classifier(path, device="cpu") -> CNN:
+    """The CNN saved by classify (or mitigate) at `path`, in eval mode on `device`."""
+    path = Path(path)
+    if not path.exists():
+        raise MorphbiasError(f"{path} is missing: run `morphbias-fast classify` first")
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    model = CNN(ckpt["dim"]).to(device)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
 def predictions_frame(cohort, prob: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"participant_id": cohort.ids, "split": cohort.splits, "y_true": cohort.labels,
                          "prob": prob, "y_pred": (prob >= 0.5).astype(int)})

@@ -45,16 +45,9 @@ def pca_features(cohort, rows, seed: int = 0) -> np.ndarray:
 def embedding_features(run_dir: Path, cohort, rows, device: str = "cpu") -> np.ndarray:
     import torch
 
-    from morphbias_fast.classify.model import CNN
-    from morphbias_fast.classify.train import standardise
+    from morphbias_fast.classify.train import load_classifier, standardise
 
-    path = Path(run_dir) / "classify" / "model.pt"
-    if not path.exists():
-        raise MorphbiasError(f"{path} is missing: run `morphbias-fast classify` first")
-    ckpt = torch.load(path, map_location=device, weights_only=False)
-    model = CNN(ckpt["dim"]).to(device)
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
+    model = load_classifier(Path(run_dir) / "classify" / "model.pt", device)
     x = standardise(cohort.images[rows])
     out = []
     with torch.no_grad():

@@ -81,6 +81,8 @@ def shortcut_discovery(features, y, prob, backend: Backend, cfg: ShortcutConfig 
     best = None
     for r in range(cfg.restarts):
         rs = seed * 1000 + r
+        # tol=1e-4 is scikit-learn's default; max_iter is 10x its default, as ICA on near-Gaussian columns
+        # converges slowly
         S = FastICA(whiten="unit-variance", random_state=rs, max_iter=2000, tol=1e-4).fit_transform(X)
         S = (S - S.mean(0)) / S.std(0).clip(1e-12)
         Sc = _within_class_centre(S, y)

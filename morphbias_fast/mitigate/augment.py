@@ -57,10 +57,9 @@ def paper_latents(Z: np.ndarray, y: np.ndarray, selected: np.ndarray, n_target: 
     return pca.inverse_transform(res), yres
 
 
-def counterfactual_latents(Z: np.ndarray, y: np.ndarray, side: np.ndarray):
-    """(latents, labels): each case with a side (1 = S_B, 0 = S_NB; -1 = none, left out) moved to the other
-    side; delta is the within-label difference of side means, averaged over the labels that have at least
-    two cases on each side (within a label the disease is fixed, so the difference is the bias alone)."""
+def side_delta(Z: np.ndarray, y: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """Mean latent of side 1 minus side 0, within each label (so the disease cancels), averaged over the
+    labels that have at least two cases on each side: the discovered bias direction."""
     deltas = []
     for c in (0, 1):
         hi, lo = (side == 1) & (y == c), (side == 0) & (y == c)
@@ -68,7 +67,13 @@ def counterfactual_latents(Z: np.ndarray, y: np.ndarray, side: np.ndarray):
             deltas.append(Z[hi].mean(0) - Z[lo].mean(0))
     if not deltas:
         raise ValueError("no label has two cases on each side of the discovered split")
-    delta = np.mean(deltas, axis=0)
+    return np.mean(deltas, axis=0)
+
+
+def counterfactual_latents(Z: np.ndarray, y: np.ndarray, side: np.ndarray):
+    """(latents, labels): each case with a side (1 = S_B, 0 = S_NB; -1 = none, left out) moved to the other
+    side by side_delta."""
+    delta = side_delta(Z, y, side)
     keep = side >= 0
     moved = Z[keep] + np.where(side[keep, None] == 1, -delta, delta)
     return moved, y[keep]

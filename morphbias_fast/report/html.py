@@ -90,7 +90,12 @@ def discovery_figures(run_dir: Path, cohort) -> str:
     y, b = parts[cohort.label_column].to_numpy(), parts["bias"].to_numpy()
     side = (sub.role == "S_B").to_numpy()
     # Axes: the discovered split direction (difference of side means within label) and the label direction.
-    d_side = np.mean([Z[side & (y == c)].mean(0) - Z[~side & (y == c)].mean(0) for c in (0, 1)], axis=0)
+    from morphbias_fast.mitigate.augment import side_delta
+
+    try:
+        d_side = side_delta(Z, y, side.astype(int))
+    except ValueError as exc:  # discovery found no split: there is no direction to draw along
+        return f"<p>(discovery found no usable split: {html.escape(str(exc))}; figures skipped)</p>"
     d_lab = Z[y == 1].mean(0) - Z[y == 0].mean(0)
     d_lab = d_lab - d_side * (d_lab @ d_side) / (d_side @ d_side)
     P = np.c_[Z @ d_side / np.linalg.norm(d_side), Z @ d_lab / np.linalg.norm(d_lab)]
