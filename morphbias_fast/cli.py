@@ -285,7 +285,9 @@ def run_cmd(cohort_dir, out_dir, bias_level, dim, seed, seeds, baselines, regist
         gap = r.get("gap_closed")
         click.echo(f"{r['model']:<12} recall NB {r['recall_NB']:.2f}  recall B {r['recall_B']:.2f}  "
                    f"acc B {r['acc_B']:.2f}  acc NB {r['acc_NB']:.2f}"
-                   + (f"  gap closed {gap:.2f}" if gap is not None else ""))
+                   + (f"  gap closed {gap:.2f}" if gap is not None else "")
+                   + (f" (of the seed means: {r['gap_closed_of_means']:.2f})"
+                      if r.get("gap_closed_of_means") is not None else ""))
     click.echo(f"report: {out_dir / 'report.html'}")
 
 

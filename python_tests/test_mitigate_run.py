@@ -169,6 +169,22 @@ def test_seed_aggregate_by_hand():
     assert out["mitigated"]["recall_NB_std"] == pytest.approx(np.std([0.8, 0.9], ddof=1))
     assert out["mitigated"]["gap_closed"] == pytest.approx(0.6)
     assert "gap_closed" not in out["biased"]
+    assert "gap_closed_of_means" not in out["mitigated"]  # no unbiased row: no gap to close
+
+
+def test_gap_closed_of_means_by_hand():
+    """Seed 1 has a gap of 0.02, seed 2 of 0.30: the ratio of means is (0.85 - 0.7) / (0.86 - 0.7)."""
+    from morphbias_fast.report.metrics import aggregate
+
+    def row(model, r):
+        return {"model": model, "acc_B": r, "acc_NB": r, "recall_B": r, "recall_NB": r, "prec_B": r,
+                "prec_NB": r, "acc": r}
+
+    seeds = [{"rows": [row("biased", 0.8), row("mitigated", 0.81), row("unbiased", 0.82)]},
+             {"rows": [row("biased", 0.6), row("mitigated", 0.89), row("unbiased", 0.9)]}]
+    out = {r["model"]: r for r in aggregate(seeds)["rows"]}
+    assert out["mitigated"]["gap_closed_of_means"] == pytest.approx((0.85 - 0.7) / (0.86 - 0.7))
+    assert "gap_closed_of_means" not in out["biased"] and "gap_closed_of_means" not in out["unbiased"]
 
 
 def test_run_needs_a_bias_column_before_any_work(tmp_path, run_out):

@@ -34,11 +34,13 @@ def _fmt(r, k):
 
 
 def table_html(metrics: dict) -> str:
-    head = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in (*COLUMNS, "gap_closed", "acc_B_drop"))
+    cols = (*COLUMNS, "gap_closed", "acc_B_drop")
+    if any("gap_closed_of_means" in r for r in metrics["rows"]):  # a seed aggregate
+        cols = (*cols, "gap_closed_of_means")
+    head = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in cols)
     body = ""
     for r in metrics["rows"]:
-        body += f"<tr><td>{html.escape(r['model'])}</td>" + "".join(
-            f"<td>{_fmt(r, k)}</td>" for k in (*COLUMNS, "gap_closed", "acc_B_drop")) + "</tr>"
+        body += f"<tr><td>{html.escape(r['model'])}</td>" + "".join(f"<td>{_fmt(r, k)}</td>" for k in cols) + "</tr>"
     return f"<table><tr><th>model</th>{head}</tr>{body}</table>"
 
 
