@@ -164,9 +164,13 @@ def decode(run_dir, subject, out, warped) -> None:
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--features", type=click.Choice(["inr", "pca", "embedding"]), default="inr", show_default=True,
+@click.option("--features", type=click.Choice(["inr", "pca", "embedding", "clip"]), default="inr",
+              show_default=True,
               help="inr: registration latents; pca: intensity PCA of the images; embedding: the classifier's "
-                   "penultimate layer.")
+                   "penultimate layer; clip: a CLIP image encoder (needs --clip-model and `pip install .[clip]`).")
+@click.option("--clip-model", default=None,
+              help="For --features clip: a local CLIP model folder or an already-downloaded Hugging Face hub id "
+                   "(e.g. openai/clip-vit-base-patch32 in the local cache); nothing is downloaded.")
 @click.option("--method", type=click.Choice(["shortcut", "paper"]), default="shortcut", show_default=True,
               help="shortcut: the direction the classifier uses beyond the label, split in two (ours, measured "
                    "better, bench/RESULTS.md); paper: error-aware mixture, K=7 on PCA(features, 4), knee rule.")
@@ -177,7 +181,7 @@ def decode(run_dir, subject, out, warped) -> None:
 @click.option("--cohort", "cohort_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The cohort RUN_DIR was made from.  [default: RUN_DIR/cohort, else the one classify used]")
 @click.option("--seed", type=int, default=0, show_default=True)
-def discover(run_dir, features, method, backend, out_dir, cohort_dir, seed) -> None:
+def discover(run_dir, features, clip_model, method, backend, out_dir, cohort_dir, seed) -> None:
     """Find the subgroups where RUN_DIR's classifier fails, on train and on val separately.
 
     Needs RUN_DIR/classify (and RUN_DIR/register for --features inr). Writes subgroups.csv
@@ -190,7 +194,7 @@ def discover(run_dir, features, method, backend, out_dir, cohort_dir, seed) -> N
 
     try:
         summary = run_discover(run_dir, features=features, method=method, backend=backend, out_dir=out_dir,
-                               seed=seed, cohort_dir=cohort_dir)
+                               seed=seed, cohort_dir=cohort_dir, clip_model=clip_model)
     except MorphbiasError as exc:
         _fail(exc)
     for split, s in summary["splits"].items():

@@ -119,6 +119,67 @@ def test_image_features_run(run_dir, features):
     assert len(pd.read_csv(out / "subgroups.csv")) == 500
 
 
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    """A randomly initialised CLIP vision encoder saved as a model folder (no download)."""
+    transformers = pytest.importorskip("transformers", reason="the [clip] extra is not installed")
+    cfg = transformers.CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=2, image_size=64, patch_size=16, projection_dim=8)
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("clip") / "tiny"
+    transformers.CLIPVisionModelWithProjection(cfg).save_pretrained(path)
+    return path
+
+
+def test_clip_features_run(run_dir, tiny_clip):
+    out = run_dir / "out_clip"
+    res = CliRunner().invoke(main, ["discover", str(run_dir), "--features", "clip", "--clip-model", str(tiny_clip),
+                                    "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(out / "subgroups.csv")) == 500
+    assert json.loads((out / "summary.json").read_text())["clip_model"] == str(tiny_clip)
+
+
+def test_clip_features_by_hand(tiny_clip):
+    """One 2-D image through the model by hand (resize, grey to RGB, CLIP's published mean and std), and a
+    3-D subject as the mean of its slices' embeddings."""
+    from types import SimpleNamespace
+
+    import transformers
+
+    from morphbias_fast.discover.features import CLIP_SLICES, clip_features
+
+    rng = np.random.default_rng(0)
+    vol = rng.random((2, 20, 24, 16)).astype(np.float32) * 3
+    model = transformers.CLIPVisionModelWithProjection.from_pretrained(tiny_clip).eval()
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)  # CLIP's published constants
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+
+    def by_hand(img2d, cohort_images):
+        scale = float(np.percentile(cohort_images, 99.5))  # the cohort's intensity scale
+        x = torch.as_tensor(np.clip(img2d / scale, 0, 1))[None, None].float()
+        x = torch.nn.functional.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False)
+        with torch.no_grad():
+            return model(pixel_values=(x.repeat(1, 3, 1, 1) - mean) / std).image_embeds[0].double().numpy()
+
+    two_d = clip_features(str(tiny_clip), SimpleNamespace(images=vol[..., 8]), np.array([1]))
+    # float32 model, same operations in another order (batching): 1e-5 is ~100 float32 epsilons of O(1) values
+    np.testing.assert_allclose(two_d[0], by_hand(vol[1, ..., 8], vol[..., 8]), atol=1e-5)
+    z = np.unique(np.linspace(4, 12, CLIP_SLICES).round().astype(int))  # the middle half of 16 slices
+    expect = np.mean([by_hand(vol[0, ..., k], vol) for k in z], axis=0)
+    three_d = clip_features(str(tiny_clip), SimpleNamespace(images=vol), np.array([0]))
+    np.testing.assert_allclose(three_d[0], expect, atol=1e-5)
+
+
+def test_clip_errors_name_the_argument(run_dir, tmp_path):
+    res = CliRunner().invoke(main, ["discover", str(run_dir), "--features", "clip", "--out", str(tmp_path / "a")])
+    assert res.exit_code == 1 and "--clip-model" in res.output and "Traceback" not in res.output
+    pytest.importorskip("transformers", reason="the [clip] extra is not installed")
+    res = CliRunner().invoke(main, ["discover", str(run_dir), "--features", "clip", "--clip-model",
+                                    str(tmp_path / "nowhere"), "--out", str(tmp_path / "b")])
+    assert res.exit_code == 1 and "nowhere" in res.output and "Traceback" not in res.output
+
+
 def test_errors_name_what_is_missing(tmp_path, run_dir):
     res = CliRunner().invoke(main, ["discover", str(tmp_path), "--cohort", str(run_dir / "cohort")])
     assert res.exit_code == 1 and "classify/predictions.csv" in res.output and "Traceback" not in res.output

@@ -94,7 +94,8 @@ def describe(frame: pd.DataFrame, truth: pd.DataFrame | None) -> dict:
 
 
 def run_discover(run_dir, features: str = "inr", method: str = "shortcut", backend: str = "auto",
-                 out_dir=None, seed: int = 0, cohort_dir=None, device: str = "cpu") -> dict:
+                 out_dir=None, seed: int = 0, cohort_dir=None, device: str = "cpu",
+                 clip_model: str | None = None) -> dict:
     """Discover on train and on val; write OUT/subgroups.csv and OUT/summary.json; return the summary."""
     from morphbias_fast.data import load_cohort
 
@@ -110,6 +111,8 @@ def run_discover(run_dir, features: str = "inr", method: str = "shortcut", backe
                            "cohort": str(cohort.root), "splits": {}}
     if method == "shortcut":
         summary["config"] = ShortcutConfig().__dict__
+    if features == "clip":
+        summary["clip_model"] = clip_model
     # Features, labels and predictions of train and val; the paper's method runs on each split alone, ours on
     # both together (shortcut.py says why).
     data = {}
@@ -121,7 +124,7 @@ def run_discover(run_dir, features: str = "inr", method: str = "shortcut", backe
             missing = ids[p.prob.isna().to_numpy()][0]
             raise MorphbiasError(f"{run_dir / 'classify/predictions.csv'} has no prediction for {missing}")
         t0 = time.perf_counter()
-        feats = load_features(features, run_dir, cohort, rows, seed=seed, device=device)
+        feats = load_features(features, run_dir, cohort, rows, seed=seed, device=device, clip_model=clip_model)
         data[split] = (rows, ids, feats, p.y_true.to_numpy().astype(int), p.prob.to_numpy(),
                        p.y_pred.to_numpy().astype(int), time.perf_counter() - t0)
     results = {}
