@@ -168,7 +168,7 @@ def test_clip_features_by_hand(tiny_clip):
     z = np.unique(np.linspace(4, 12, CLIP_SLICES).round().astype(int))  # the middle half of 16 slices
     expect = np.mean([by_hand(vol[0, ..., k], vol) for k in z], axis=0)
     three_d = clip_features(str(tiny_clip), SimpleNamespace(images=vol), np.array([0]))
-    np.testing.assert_allclose(three_d[0], expect, atol=1e-5)
+    np.testing.assert_allclose(three_d[0], expect, atol=1e-5)  # the same float32 bound as above
 
 
 def test_clip_errors_name_the_argument(run_dir, tmp_path):

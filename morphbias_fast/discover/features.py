@@ -70,7 +70,7 @@ def _clip_slices(images: np.ndarray) -> np.ndarray:
 
 
 def clip_features(model_source: str | None, cohort, rows, device: str = "cpu", batch: int = 32) -> np.ndarray:
-    """CLIP image embeddings: each slice scaled to [0, 1] (the cohort's 99.5th percentile, as register does),
+    """CLIP image embeddings: each slice scaled to [0, 1] by the cohort's 99.5th-percentile intensity,
     grey to RGB, resized to the encoder's input size, normalised with the model's own mean and std; a 3-D
     subject is the mean over CLIP_SLICES axial slices (all slices of a 2 mm brain would be ~90 ViT passes
     per subject, hours on a CPU)."""
