@@ -45,3 +45,24 @@ def test_three_d_model_shapes():
     model = CNN(dim=3)
     assert model(torch.rand(2, 1, 20, 24, 20)).shape == (2, 2)
     assert model.features(torch.rand(2, 1, 20, 24, 20)).shape == (2, 256)
+
+
+def test_batchnorm_recalibration_matches_direct_statistics():
+    """After recalibration the first BatchNorm holds the mean and (unbiased) variance of the first
+    convolution's outputs over the whole set, computed here directly from that convolution. One batch covers
+    the set, so the two are the same numbers up to float32 summation order (rtol 1e-4)."""
+    from morphbias_fast.classify.train import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    model = CNN(dim=2)
+    x = torch.randn(24, 1, 16, 20) * 2 + 1
+    bn = model.blocks[1]
+    bn.running_mean.fill_(5.0)  # stale values that must be replaced, not averaged with
+    recalibrate_batchnorm(model, x, torch.device("cpu"), batch=64)
+    with torch.no_grad():
+        out = model.blocks[0](x)  # the conv before the first BatchNorm
+    mean = out.mean(dim=(0, 2, 3))
+    var = out.permute(1, 0, 2, 3).reshape(out.shape[1], -1).var(dim=1, unbiased=True)
+    torch.testing.assert_close(bn.running_mean, mean, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(bn.running_var, var, rtol=1e-4, atol=1e-6)
+    assert bn.momentum == 0.1  # the layer's own momentum is given back for training

@@ -2,6 +2,10 @@
 
 Images are standardised one by one (zero mean, unit variance), so the classifier sees shape, not scanner
 gain. Model selection keeps the epoch with the best validation accuracy (ties: lower validation loss).
+Before each validation pass the BatchNorm statistics are recomputed over the training set with the epoch's
+final weights: the running averages lag the weights, and with them the validation accuracy of a model whose
+training loss fell smoothly jumped between 0.50 (one class for everything) and 0.80 from epoch to epoch,
+so the epoch kept was chance (bench/RESULTS.md).
 Deterministic for a seed on the CPU (seeded shuffling, deterministic torch algorithms)."""
 from __future__ import annotations
 
@@ -58,6 +62,23 @@ def predict_proba(model: CNN, x: torch.Tensor, device: torch.device, batch: int 
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
 
 
+def recalibrate_batchnorm(model: CNN, x: torch.Tensor, device: torch.device, batch: int = 128) -> None:
+    """Set every BatchNorm layer's running mean and variance to their average over the batches of `x`
+    under the model's current weights (momentum None: an equal-weight average, not an exponential one)."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for lo in range(0, len(x), batch):
+            if len(x) - lo >= 2:  # train-mode BatchNorm needs two samples
+                model(x[lo: lo + batch].to(device))
+    for m, mom in zip(norms, momenta):
+        m.momentum = mom
+
+
 def fit(x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor, y_val: np.ndarray, cfg: TrainConfig,
         sample_weight: np.ndarray | None = None, progress: bool = True, val_weight: np.ndarray | None = None):
     """Train a CNN from scratch; returns (model at the selected epoch, history list of dicts).
@@ -92,6 +113,7 @@ def fit(x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor, y_val: 
                 opt.step()
                 total += loss.item() * len(idx)
             sched.step()
+            recalibrate_batchnorm(model, x_train, device)
             p_val = predict_proba(model, x_val, device)
             val_loss = float(F.binary_cross_entropy(torch.as_tensor(p_val).clamp(1e-6, 1 - 1e-6), y_v.float()))
             val_acc = float(np.average((p_val >= 0.5) == y_val, weights=val_weight))
