@@ -18,7 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from morphbias_fast.classify.model import CNN
-from morphbias_fast.classify.train import BN_STATS_IMAGES, predict_proba, recalibrate_batchnorm, standardise
+from morphbias_fast.classify.train import (
+    BN_STATS_IMAGES,
+    predict_proba,
+    recalibrate_batchnorm,
+    standardise,
+)
 from morphbias_fast.data import load_cohort
 from morphbias_fast.mitigate.stage import _balanced_weights
 

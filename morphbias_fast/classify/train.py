@@ -26,7 +26,6 @@ from morphbias_fast.devices import resolve_device
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.io import atomic_path, write_json
 
-
 BN_STATS_IMAGES = 256
 
 
