@@ -282,7 +282,7 @@ def run_cmd(cohort_dir, out_dir, bias_level, dim, seed, seeds, baselines, regist
                                  param_hint="--seeds") from None
     try:
         metrics = run_pipeline(out_dir, cohort_dir, bias_level, int(dim), seed_list, names, register_budget,
-                               register_steps)
+                               register_steps, seed_folders=seeds is not None)
     except MorphbiasError as exc:
         _fail(exc)
     for r in metrics["rows"]:

@@ -198,3 +198,24 @@ def test_run_needs_a_bias_column_before_any_work(tmp_path, run_out):
     res = CliRunner().invoke(main, ["run", str(copy), "--out", str(tmp_path / "run")])
     assert res.exit_code == 1 and "'bias' column" in res.output
     assert not (tmp_path / "run" / "classify").exists()  # failed before training anything
+
+
+@pytest.mark.parametrize("args, folder", [(["--seeds", "4"], "seed_4"), (["--seed", "4"], None)])
+def test_seeds_always_means_seed_folders(tmp_path, monkeypatch, args, folder):
+    """`--seeds 4` adds seed 4 to a multi-seed folder (OUT/seed_4), as --help says; `--seed 4` runs in OUT.
+    The stages are stubbed: this is about where the run goes."""
+    import morphbias_fast.pipeline as pipeline
+    import morphbias_fast.report.html as html
+
+    where = []
+    row = {"recall_NB": 0.5, "recall_B": 0.5, "acc_B": 0.5, "acc_NB": 0.5, "prec_B": 0.5, "prec_NB": 0.5}
+
+    def fake_run_one(run_dir, *a, **k):
+        where.append(run_dir)
+        return {"rows": [{"model": "biased", **row}]}
+
+    monkeypatch.setattr(pipeline, "run_one", fake_run_one)
+    monkeypatch.setattr(html, "write_report", lambda *a, **k: None)
+    res = CliRunner().invoke(main, ["run", "--out", str(tmp_path), *args])
+    assert res.exit_code == 0, res.output
+    assert where == [tmp_path / folder if folder else tmp_path]
