@@ -204,8 +204,8 @@ def test_run_needs_a_bias_column_before_any_work(tmp_path, run_out):
 def test_seeds_always_means_seed_folders(tmp_path, monkeypatch, args, folder):
     """`--seeds 4` adds seed 4 to a multi-seed folder (OUT/seed_4), as --help says; `--seed 4` runs in OUT.
     The stages are stubbed: this is about where the run goes."""
-    import morphbias_fast.pipeline as pipeline
-    import morphbias_fast.report.html as html
+    from morphbias_fast import pipeline
+    from morphbias_fast.report import html
 
     where = []
     row = {"recall_NB": 0.5, "recall_B": 0.5, "acc_B": 0.5, "acc_NB": 0.5, "prec_B": 0.5, "prec_NB": 0.5}
