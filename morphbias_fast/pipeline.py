@@ -111,19 +111,16 @@ def run_one(run_dir: Path, cohort_dir: Path | None, bias_level: float, dim: int,
 
 def run_pipeline(out: Path, cohort_dir: Path | None, bias_level: float, dim: int, seeds: list[int],
                  baselines: tuple[str, ...] = (), register_budget: float = 240.0,
-                 register_steps: int | None = None, seed_folders: bool | None = None) -> dict:
-    """One run in OUT, or (seed_folders; default: more than one seed) one per seed in OUT/seed_K with the
-    mean +- std in OUT. `--seeds 4` means seed folders too, so that it adds a seed to a multi-seed OUT
-    instead of starting a run in OUT itself."""
+                 register_steps: int | None = None, seed_folders: bool = True) -> dict:
+    """One run per seed in OUT/seed_K with the mean +- std in OUT (`--seeds`, even with one seed, so that
+    it adds a seed to a multi-seed OUT); or, with seed_folders=False (`--seed`), the one seed's run in OUT."""
     from morphbias_fast.report.html import write_report
     from morphbias_fast.report.metrics import aggregate
 
     out = Path(out)
-    if seed_folders is None:
-        seed_folders = len(seeds) > 1
     if not seed_folders:
         if len(seeds) != 1:
-            raise ValueError("one run in OUT takes exactly one seed")
+            raise ValueError("a run in OUT itself takes exactly one seed")
         return run_one(out, cohort_dir, bias_level, dim, seeds[0], baselines, register_budget, register_steps)
     per_seed = []
     for s in seeds:
