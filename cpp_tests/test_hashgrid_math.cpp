@@ -14,7 +14,7 @@ using namespace morphbias;
 TEST(LevelTable, DefaultThreeDMatchesTinyCudaNn) {
   HashGridConfig c;  // tiny-cuda-nn defaults: D=3, L=16, F=2, 2^19, N_min=16, b=2
   const LevelTable lv = make_level_table(c);
-  EXPECT_EQ(lv.n_entries, 7114752);  // HASHGRID_SPEC.md: 14,229,504 parameters with F = 2
+  EXPECT_EQ(lv.n_entries, 7114752);  // docs/HASHGRID_SPEC.md: 14,229,504 parameters with F = 2
   EXPECT_EQ(lv.resolution[0], 16u);
   EXPECT_EQ(lv.size[0], 16u * 16u * 16u);
   EXPECT_EQ(lv.size[2], 64u * 64u * 64u);

@@ -119,7 +119,9 @@ PYBIND11_MODULE(_C, m) {
                      cptr<void>(params), cptr<void>(dir), reinterpret_cast<void*>(y), reinterpret_cast<void*>(J),
                      reinterpret_cast<void*>(jvp));
       },
-      nogil, "y [N,L*F], J [N,L*F,D], jvp [N,L*F] from x [N,D] and params [E*F]; 0 = not wanted.");
+      py::arg("config"), py::arg("levels"), py::arg("dtype"), py::arg("device"), py::arg("stream"), py::arg("threads"),
+      py::arg("n"), py::arg("x"), py::arg("params"), py::arg("dir"), py::arg("y"), py::arg("J"), py::arg("jvp"), nogil,
+      "y [N,L*F], J [N,L*F,D], jvp [N,L*F] from x [N,D] and params [E*F]; 0 = not wanted.");
   m.def(
       "hashgrid_input_grad",
       [](const HashGridConfig& c, const LevelTable& lv, int dtype, int device, uintptr_t stream, int threads,
@@ -128,7 +130,9 @@ PYBIND11_MODULE(_C, m) {
         hashgrid_input_grad(c, lv, static_cast<DType>(dtype), make_launch(device, stream, threads), n, cptr<void>(x),
                             cptr<void>(params), make_cot(a, B, b, g), reinterpret_cast<void*>(dL_dx));
       },
-      nogil, "dL_dx [N,D] (overwritten) for L = a.y + B:J (B dense or b outer g).");
+      py::arg("config"), py::arg("levels"), py::arg("dtype"), py::arg("device"), py::arg("stream"), py::arg("threads"),
+      py::arg("n"), py::arg("x"), py::arg("params"), py::arg("a"), py::arg("B"), py::arg("b"), py::arg("g"),
+      py::arg("dL_dx"), nogil, "dL_dx [N,D] (overwritten) for L = a.y + B:J (B dense or b outer g).");
   m.def(
       "hashgrid_param_grad",
       [](const HashGridConfig& c, const LevelTable& lv, int dtype, int device, uintptr_t stream, int threads,
@@ -136,7 +140,9 @@ PYBIND11_MODULE(_C, m) {
         hashgrid_param_grad(c, lv, static_cast<DType>(dtype), make_launch(device, stream, threads), n, cptr<void>(x),
                             make_cot(a, B, b, g), reinterpret_cast<void*>(dL_dparams));
       },
-      nogil, "dL_dparams [E*F] += gradient of L = a.y + B:J (B dense or b outer g).");
+      py::arg("config"), py::arg("levels"), py::arg("dtype"), py::arg("device"), py::arg("stream"), py::arg("threads"),
+      py::arg("n"), py::arg("x"), py::arg("a"), py::arg("B"), py::arg("b"), py::arg("g"), py::arg("dL_dparams"), nogil,
+      "dL_dparams [E*F] += gradient of L = a.y + B:J (B dense or b outer g).");
   m.def(
       "hashgrid_corner_index",
       [](const HashGridConfig& c, const LevelTable& lv, int dtype, int device, uintptr_t stream, int threads,
@@ -144,5 +150,7 @@ PYBIND11_MODULE(_C, m) {
         hashgrid_corner_index(c, lv, static_cast<DType>(dtype), make_launch(device, stream, threads), n,
                               cptr<void>(x), reinterpret_cast<int64_t*>(index));
       },
-      nogil, "index [N,L,2^D] int64: global table entry of every corner.");
+      py::arg("config"), py::arg("levels"), py::arg("dtype"), py::arg("device"), py::arg("stream"), py::arg("threads"),
+      py::arg("n"), py::arg("x"), py::arg("index"), nogil,
+      "index [N,L,2^D] int64: global table entry of every corner.");
 }

@@ -32,7 +32,7 @@
 
 namespace morphbias {
 
-// Dtype codes exchanged with Python (morphbias_fast/ops/_dispatch.py holds the same table).
+// Dtype codes exchanged with Python (DTYPE_CODES in morphbias_fast/ops/hashgrid.py holds the same table).
 enum DType : int { kFloat32 = 0, kFloat64 = 1 };
 
 }  // namespace morphbias

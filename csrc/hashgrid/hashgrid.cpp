@@ -58,16 +58,6 @@ LevelTable make_level_table(const HashGridConfig& c) {
   return lv;
 }
 
-// CPU kernels live in hashgrid_cpu.cpp.
-void hashgrid_fwd_cpu(const HashGridConfig&, const LevelTable&, DType, Launch, int64_t, const void*, const void*,
-                      const void*, void*, void*, void*);
-void hashgrid_input_grad_cpu(const HashGridConfig&, const LevelTable&, DType, Launch, int64_t, const void*,
-                             const void*, Cotangent, void*);
-void hashgrid_param_grad_cpu(const HashGridConfig&, const LevelTable&, DType, Launch, int64_t, const void*,
-                             Cotangent, void*);
-void hashgrid_corner_index_cpu(const HashGridConfig&, const LevelTable&, DType, Launch, int64_t, const void*,
-                               int64_t*);
-
 #if defined(MORPHBIAS_WITH_CUDA)
 #define MB_DISPATCH(name, ...)                                   \
   if (run.device < 0) return name##_cpu(__VA_ARGS__);            \

@@ -1,5 +1,5 @@
 // Multiresolution hash-grid encoding (tiny-cuda-nn compatible, CoherentPrime hash).
-// The definition is ../shared/HASHGRID_SPEC.md; this header holds the configuration, the
+// The definition is docs/HASHGRID_SPEC.md; this header holds the configuration, the
 // per-level table computed once on the host, and the kernel entry points.
 //
 // Shapes (N points, D input dims, L levels, F features per level, E table entries):
@@ -83,6 +83,17 @@ void hashgrid_param_grad(const HashGridConfig& cfg, const LevelTable& lv, DType 
 // index [N, L, 2^D] int64: the global entry (offset_l + i) of every corner (for exact parity tests).
 void hashgrid_corner_index(const HashGridConfig& cfg, const LevelTable& lv, DType dt, Launch run,
                            int64_t n, const void* x, int64_t* index);
+
+// CPU loops (hashgrid_cpu.cpp); same contracts as above. The entry points above call these when
+// run.device < 0.
+void hashgrid_fwd_cpu(const HashGridConfig&, const LevelTable&, DType, Launch, int64_t, const void*, const void*,
+                      const void*, void*, void*, void*);
+void hashgrid_input_grad_cpu(const HashGridConfig&, const LevelTable&, DType, Launch, int64_t, const void*,
+                             const void*, Cotangent, void*);
+void hashgrid_param_grad_cpu(const HashGridConfig&, const LevelTable&, DType, Launch, int64_t, const void*,
+                             Cotangent, void*);
+void hashgrid_corner_index_cpu(const HashGridConfig&, const LevelTable&, DType, Launch, int64_t, const void*,
+                               int64_t*);
 
 #if defined(MORPHBIAS_WITH_CUDA)
 // CUDA launchers (hashgrid_cuda.cu); same contracts as above, pointers on run.device.
