@@ -1,14 +1,65 @@
-"""The `morphbias-fast` command line: a thin click layer over the package's entry points."""
+"""The `morphbias-fast` command line: each command builds a stage's Config, calls the stage and prints its
+summary. A MorphbiasError anywhere becomes one line on stderr and exit status 1 (CLIGroup)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
+import torch
 
-from morphbias_fast.io import write_json
+import morphbias_fast as mbf
+from morphbias_fast import classify, discover, mitigate, pipeline, register
+from morphbias_fast.bench import batchnorm as bench_batchnorm
+from morphbias_fast.bench import discover as bench_discover
+from morphbias_fast.bench import encode as bench_encode
+from morphbias_fast.bench import mitigate as bench_mitigate
+from morphbias_fast.bench import register as bench_register
+from morphbias_fast.bench import same_run as bench_same_run
+from morphbias_fast.data.synth import SynthConfig, synthesize
+from morphbias_fast.errors import MorphbiasError
+from morphbias_fast.files import write_json
+from morphbias_fast.ops.hashgrid import cuda_compiled
+from morphbias_fast.runfolder import RunFolder
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class CLIGroup(click.Group):
+    """A group whose commands' MorphbiasErrors end as a one-line message and exit status 1 (no traceback)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MorphbiasError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+# Options several commands share, defined once.
+def seed_option(f):
+    return click.option("--seed", type=int, default=0, show_default=True,
+                        help="Random seed: the same seed gives the same result on the CPU.")(f)
+
+
+def device_option(f):
+    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                        help="Where to compute (auto: a GPU when torch sees one).")(f)
+
+
+def epochs_option(f):
+    return click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True,
+                        help="Classifier training epochs.")(f)
+
+
+def cohort_option(f):
+    return click.option("--cohort", "cohort_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        help="The cohort RUN_DIR was made from.  [default: RUN_DIR/cohort, else the one "
+                             "classify used]")(f)
+
+
+def json_option(f):
+    return click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        help="Also write the figures to this JSON file.")(f)
+
+
+@click.group(cls=CLIGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="morphbias-fast")
 def main() -> None:
     """morphbias-fast: find and remove morphological bias in medical-image classifiers.
@@ -22,31 +73,24 @@ def main() -> None:
 @main.command()
 def info() -> None:
     """Show what this installation was built with and what it can use right now."""
-    import morphbias_fast as mbf
-    from morphbias_fast.discover.backends import cuml_status
-
     for key, value in mbf.build_info().items():
         click.echo(f"{key:<24}{value}")
-    ok, why = cuml_status()
+    ok, why = discover.cuml_status()
     click.echo(f"{'discover_backend':<24}{'cuml (' + why + ')' if ok else 'sklearn (cuML not usable: ' + why + ')'}")
-
-
-def _fail(exc: Exception):
-    """A MorphbiasError becomes a one-line message and exit status 1 (no traceback)."""
-    raise click.ClickException(str(exc)) from None
 
 
 @main.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--bias-level", type=float, default=0.9, show_default=True,
               help="P(bias | disease); P(bias | no disease) = 1 - level. 0.5 = unbiased.")
-@click.option("--n-train", type=int, default=1000, show_default=True)
-@click.option("--n-val", type=int, default=500, show_default=True)
-@click.option("--n-test", type=int, default=500, show_default=True, help="Balanced over (bias, disease).")
+@click.option("--n-train", type=int, default=1000, show_default=True, help="Train subjects (biased).")
+@click.option("--n-val", type=int, default=500, show_default=True, help="Validation subjects (biased like train).")
+@click.option("--n-test", type=int, default=500, show_default=True,
+              help="Test subjects, balanced over (bias, disease).")
 @click.option("--dim", type=click.Choice(["2", "3"]), default="2", show_default=True,
               help="2 = an axial slice through insula and putamen (fast); 3 = whole volume.")
 @click.option("--spacing", type=float, default=2.0, show_default=True, help="Voxel size in mm.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
+@seed_option
 @click.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it exists and is not empty.")
 def synth(out_dir, bias_level, n_train, n_val, n_test, dim, spacing, seed, overwrite) -> None:
     """Write a synthetic cohort with a known morphological bias to OUT_DIR (BIDS-style).
@@ -56,46 +100,31 @@ def synth(out_dir, bias_level, n_train, n_val, n_test, dim, spacing, seed, overw
     putamen. OUT_DIR gets participants.tsv, sub-*/anat/*_T1w.nii.gz, the true ITK displacement fields under
     derivatives/synth/, and the atlas under atlas/.
     """
-    from morphbias_fast.data.synth import SynthConfig, synthesize
-    from morphbias_fast.errors import MorphbiasError
-
-    try:
-        cfg = SynthConfig(bias_level=bias_level, n_train=n_train, n_val=n_val, n_test=n_test, dim=int(dim),
-                          spacing=spacing, seed=seed)
-        synthesize(out_dir, cfg, overwrite=overwrite)
-    except MorphbiasError as exc:
-        _fail(exc)
+    cfg = SynthConfig(bias_level=bias_level, n_train=n_train, n_val=n_val, n_test=n_test, dim=int(dim),
+                      spacing=spacing, seed=seed)
+    synthesize(out_dir, cfg, overwrite=overwrite)
     click.echo(f"wrote {n_train + n_val + n_test} subjects to {out_dir}")
 
 
-@main.command()
+@main.command("classify")
 @click.argument("cohort_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--label-column", default="disease", show_default=True, help="0/1 column of participants.tsv.")
-@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=2), default=32, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-def classify(cohort_dir, run_dir, label_column, epochs, batch_size, lr, seed, device) -> None:
+@epochs_option
+@click.option("--batch-size", type=click.IntRange(min=2), default=32, show_default=True, help="Images per step.")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="AdamW learning rate.")
+@seed_option
+@device_option
+def classify_cmd(cohort_dir, run_dir, label_column, epochs, batch_size, lr, seed, device) -> None:
     """Train the paper's 5-layer CNN on COHORT_DIR's train split (model selection on val) and write
     RUN_DIR/classify/predictions.csv (every split), model.pt and metrics.json (accuracy, and recall/precision
     within cases with and without the bias when the cohort has a bias column)."""
-    from morphbias_fast.classify import TrainConfig, run_classify
-    from morphbias_fast.errors import MorphbiasError
-
-    try:
-        cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
-        preds = run_classify(cohort_dir, run_dir, label_column=label_column, cfg=cfg)
-    except MorphbiasError as exc:
-        _fail(exc)
-    test = preds[preds.split == "test"]
-    if len(test):
-        click.echo(f"test accuracy {(test.y_pred == test.y_true).mean():.3f} ({len(test)} participants); "
-                   f"details in {run_dir}/classify/metrics.json")
+    train = classify.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
+    res = classify.run(RunFolder(run_dir), classify.Config(cohort_dir, label_column=label_column, train=train))
+    click.echo(res.summary())
 
 
-@main.command()
+@main.command("register")
 @click.argument("cohort_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--arch", type=click.Choice(["hashgrid", "siren"]), default="hashgrid", show_default=True,
@@ -110,12 +139,13 @@ def classify(cohort_dir, run_dir, label_column, epochs, batch_size, lr, seed, de
               help="Subjects per training step.")
 @click.option("--points", type=click.IntRange(min=1), default=256, show_default=True,
               help="Sampled voxels per subject and step.")
-@click.option("--similarity", type=click.Choice(["mse", "ncc"]), default="mse", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--resume", is_flag=True, help="Continue an interrupted run from RUN_DIR/register/train_state.pt.")
-def register(cohort_dir, run_dir, arch, time_budget, steps, fit_steps, batch_subjects, points, similarity, seed,
-             device, resume) -> None:
+@click.option("--similarity", type=click.Choice(["mse", "ncc"]), default="mse", show_default=True,
+              help="Image similarity: mean squared error, or (global) normalised cross-correlation.")
+@seed_option
+@device_option
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint in RUN_DIR/register.")
+def register_cmd(cohort_dir, run_dir, arch, time_budget, steps, fit_steps, batch_subjects, points, similarity,
+                 seed, device, resume) -> None:
     """Register every image of COHORT_DIR to its atlas with one generalizable INR and a latent per subject.
 
     Trains on the train split, then fits latents of val/test subjects with the network frozen. Writes
@@ -126,20 +156,12 @@ def register(cohort_dir, run_dir, arch, time_budget, steps, fit_steps, batch_sub
     Several processes: `torchrun --nproc_per_node=N -m morphbias_fast register ...` shards subjects over the
     processes (gloo on CPU, NCCL on GPU); the result equals the one-process run up to floating-point noise.
     """
-    from morphbias_fast.errors import MorphbiasError
-    from morphbias_fast.register import RegisterConfig, run_register
-
-    try:
-        cfg = RegisterConfig(arch=arch, steps=steps, time_budget=time_budget or None, fit_steps=fit_steps,
+    inr = register.INRConfig(arch=arch, steps=steps, time_budget=time_budget or None, fit_steps=fit_steps,
                              batch_subjects=batch_subjects, points=points, similarity=similarity, seed=seed,
                              device=device)
-        metrics = run_register(cohort_dir, run_dir, cfg, resume=resume)
-    except MorphbiasError as exc:
-        _fail(exc)
-    for split, m in metrics.get("splits", {}).items():  # empty on ranks > 0 of a torchrun job
-        epe = f", endpoint error {m['epe_mm']:.2f} mm ({100 * m['epe_ratio']:.0f}% of the true displacement)" \
-            if "epe_mm" in m else ""
-        click.echo(f"{split}: image MSE {m['image_mse']:.2e}{epe}, max folded share {m['folded_fraction_max']:.2%}")
+    res = register.run(RunFolder(run_dir), register.Config(cohort_dir, inr, resume=resume))
+    if res.metrics:  # empty on ranks > 0 of a torchrun job
+        click.echo(res.summary())
 
 
 @main.command()
@@ -152,36 +174,28 @@ def register(cohort_dir, run_dir, arch, time_budget, steps, fit_steps, batch_sub
 def decode(run_dir, subject, out, warped) -> None:
     """Decode one subject's latent into its displacement field, usable by SimpleITK/ANTs as a
     DisplacementFieldTransform: subject(x) = atlas(x + u(x))."""
-    from morphbias_fast.errors import MorphbiasError
-    from morphbias_fast.register.decode import decode_subject
-
-    try:
-        decode_subject(run_dir, subject, out, warped)
-    except MorphbiasError as exc:
-        _fail(exc)
+    register.decode_subject(RunFolder(run_dir).register, subject, out, warped)
     click.echo(f"wrote {out}" + (f" and {warped}" if warped else ""))
 
 
-@main.command()
+@main.command("discover")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--features", type=click.Choice(["inr", "pca", "embedding", "clip"]), default="inr",
-              show_default=True,
-              help="inr: registration latents; pca: intensity PCA of the images; embedding: the classifier's "
-                   "penultimate layer; clip: a CLIP image encoder (needs --clip-model and `pip install .[clip]`).")
+@click.option("--features", type=click.Choice(list(discover.FEATURES)), default="inr", show_default=True,
+              help="; ".join(f"{k}: {v.help}" for k, v in discover.FEATURES.items()) + ".")
 @click.option("--clip-model", default=None,
               help="For --features clip: a local CLIP model folder or an already-downloaded Hugging Face hub id "
                    "(e.g. openai/clip-vit-base-patch32 in the local cache); nothing is downloaded.")
-@click.option("--method", type=click.Choice(["shortcut", "paper"]), default="shortcut", show_default=True,
+@click.option("--method", type=click.Choice(list(discover.METHODS)), default="shortcut", show_default=True,
               help="shortcut: the direction the classifier uses beyond the label, split in two (ours, measured "
                    "better, bench/RESULTS.md); paper: error-aware mixture, K=7 on PCA(features, 4), knee rule.")
-@click.option("--backend", type=click.Choice(["auto", "cuml", "sklearn"]), default="auto", show_default=True,
+@click.option("--backend", type=click.Choice(list(discover.BACKENDS)), default="auto", show_default=True,
               help="PCA and logistic regression on the GPU with cuML (auto: when it imports).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder.  [default: RUN_DIR/discover]")
-@click.option("--cohort", "cohort_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The cohort RUN_DIR was made from.  [default: RUN_DIR/cohort, else the one classify used]")
-@click.option("--seed", type=int, default=0, show_default=True)
-def discover(run_dir, features, clip_model, method, backend, out_dir, cohort_dir, seed) -> None:
+@cohort_option
+@seed_option
+@device_option
+def discover_cmd(run_dir, features, clip_model, method, backend, out_dir, cohort_dir, seed, device) -> None:
     """Find the subgroups where RUN_DIR's classifier fails, on train and on val separately.
 
     Needs RUN_DIR/classify (and RUN_DIR/register for --features inr). Writes subgroups.csv
@@ -189,56 +203,43 @@ def discover(run_dir, features, clip_model, method, backend, out_dir, cohort_dir
     ratio; with a synthetic cohort also the bias and disease shares, and the precision and recall of the
     re-balanced set and the AMI against the four true groups).
     """
-    from morphbias_fast.discover.stage import run_discover
-    from morphbias_fast.errors import MorphbiasError
-
-    try:
-        summary = run_discover(run_dir, features=features, method=method, backend=backend, out_dir=out_dir,
-                               seed=seed, cohort_dir=cohort_dir, clip_model=clip_model)
-    except MorphbiasError as exc:
-        _fail(exc)
-    for split, s in summary["splits"].items():
-        line = f"{split}: {s['selected']} of {s['n']} in the re-balanced set"
-        if s.get("precision") is not None:
-            line += f" (precision {s['precision']:.2f}, recall {s['recall']:.2f}, AMI {s['ami']:.2f})"
-        click.echo(line + f" [{summary['backend']}, {s['seconds']:.1f} s]")
+    cfg = discover.Config(features=features, method=method, backend=backend, out=out_dir, seed=seed,
+                          cohort=cohort_dir, device=device, clip_model=clip_model)
+    click.echo(discover.run(RunFolder(run_dir), cfg).summary())
 
 
-@main.command()
+@main.command("mitigate")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--strategy", type=click.Choice(["counterfactual", "paper", "oracle", "groupbal", "jtt"]),
-              default="counterfactual", show_default=True,
-              help="counterfactual: add every train case decoded with its bias flipped (ours); paper: latent "
-                   "noise + SMOTE on the re-balanced set; oracle: reweighing with the true bias; groupbal: "
-                   "discovered groups weighted equally; jtt: up-weight the first model's errors.")
+@click.option("--strategy", type=click.Choice(list(mitigate.STRATEGIES)), default=mitigate.DEFAULT,
+              show_default=True, help="; ".join(f"{k}: {v.help}" for k, v in mitigate.STRATEGIES.items()) + ".")
 @click.option("--discover-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where discover wrote subgroups.csv.  [default: RUN_DIR/discover]")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="[default: RUN_DIR/mitigate for counterfactual, RUN_DIR/mitigate_STRATEGY otherwise]")
-@click.option("--cohort", "cohort_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="[default: RUN_DIR/cohort, else the cohort classify used]")
-@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-def mitigate(run_dir, strategy, discover_dir, out_dir, cohort_dir, epochs, seed, device) -> None:
+              help=f"[default: RUN_DIR/mitigate for {mitigate.DEFAULT}, RUN_DIR/mitigate_STRATEGY otherwise]")
+@cohort_option
+@epochs_option
+@seed_option
+@device_option
+def mitigate_cmd(run_dir, strategy, discover_dir, out_dir, cohort_dir, epochs, seed, device) -> None:
     """Retrain RUN_DIR's classifier from scratch so that it stops using the discovered shortcut.
 
     Writes predictions.csv (same columns as classify), metrics.json (accuracy, recall and precision in B and
-    NB on val and test when the cohort has a bias column), model.pt and, for counterfactual and paper,
-    augmentations.png (train cases and generated images).
+    NB on val and test when the cohort has a bias column), model.pt and, for the strategies that generate
+    images, augmentations.png (train cases and generated images).
     """
-    from morphbias_fast.errors import MorphbiasError
-    from morphbias_fast.mitigate.stage import default_out, run_mitigate
+    cfg = mitigate.Config(strategy=strategy, seed=seed, epochs=epochs, device=device, cohort=cohort_dir,
+                          out=out_dir)
+    click.echo(mitigate.run(RunFolder(run_dir, discover_dir=discover_dir), cfg).summary())
 
-    try:
-        preds = run_mitigate(run_dir, strategy=strategy, seed=seed, discover_dir=discover_dir, out_dir=out_dir,
-                             cohort_dir=cohort_dir, epochs=epochs, device=device)
-    except MorphbiasError as exc:
-        _fail(exc)
-    test = preds[preds.split == "test"]
-    out = out_dir or default_out(Path(run_dir), strategy)
-    if len(test):
-        click.echo(f"test accuracy {(test.y_pred == test.y_true).mean():.3f}; details in {out}/metrics.json")
+
+def _baselines(value: str) -> tuple[str, ...]:
+    names = tuple(b for b in value.split(",") if b)
+    choices = [s for s in mitigate.STRATEGIES if s != mitigate.DEFAULT]
+    bad = [b for b in names if b not in choices]
+    if bad:
+        raise click.BadParameter(f"unknown baseline {bad[0]!r} (choose from {', '.join(choices)})",
+                                 param_hint="--baselines")
+    return names
 
 
 @main.command(name="run")
@@ -247,57 +248,43 @@ def mitigate(run_dir, strategy, discover_dir, out_dir, cohort_dir, epochs, seed,
               help="Run folder: every stage writes a subfolder; metrics.json and report.html at the top.")
 @click.option("--bias-level", type=float, default=0.9, show_default=True,
               help="For the synthetic cohort made when no COHORT_DIR is given.")
-@click.option("--dim", type=click.Choice(["2", "3"]), default="2", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--dim", type=click.Choice(["2", "3"]), default="2", show_default=True,
+              help="For the synthetic cohort: 2 = an axial slice (fast); 3 = whole volume.")
+@seed_option
 @click.option("--seeds", default=None, help="Comma-separated seeds (e.g. 0,1,2,3,4): one run each under "
                                            "OUT/seed_K, and mean +- std at the top.")
 @click.option("--baselines", default="", show_default=True,
-              help="Also run these mitigation strategies for comparison: any of paper,oracle,groupbal,jtt "
-                   "(each retrains the classifier, ~2-5 min on 2 cores).")
+              help="Also run these mitigation strategies for comparison: any of "
+                   + ",".join(s for s in mitigate.STRATEGIES if s != mitigate.DEFAULT)
+                   + " (each retrains the classifier, ~2-5 min on 2 cores).")
 @click.option("--register-budget", type=float, default=240.0, show_default=True,
               help="Seconds for the registration stage.")
 @click.option("--register-steps", type=click.IntRange(min=1), default=None,
               help="Fixed registration training steps instead of the time budget (reproducible across machines).")
 def run_cmd(cohort_dir, out_dir, bias_level, dim, seed, seeds, baselines, register_budget, register_steps) -> None:
     """The whole pipeline in one command: synth (when no COHORT_DIR) -> classify -> register -> discover ->
-    mitigate -> report.
+    mitigate -> unbiased reference -> report.
 
     A stage whose output exists is skipped, so rerunning the same command resumes. With a synthetic cohort
     the unbiased reference (a classifier trained at bias 0.5) is trained too. OUT/metrics.json holds the
     paper's table on the test split (acc, recall and precision in cases with (B) and without (NB) the bias)
     and the gap closed; OUT/report.html shows it with the figures.
     """
-    from morphbias_fast.errors import MorphbiasError
-    from morphbias_fast.pipeline import run_pipeline
-
-    names = tuple(b for b in baselines.split(",") if b)
-    bad = [b for b in names if b not in ("paper", "oracle", "groupbal", "jtt")]
-    if bad:
-        raise click.BadParameter(f"unknown baseline {bad[0]!r} (choose from paper, oracle, groupbal, jtt)",
-                                 param_hint="--baselines")
+    names = _baselines(baselines)
     try:
         seed_list = [int(s) for s in seeds.split(",")] if seeds else [seed]
     except ValueError:
         raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers",
                                  param_hint="--seeds") from None
-    try:
-        metrics = run_pipeline(out_dir, cohort_dir, bias_level, int(dim), seed_list, names, register_budget,
-                               register_steps, seed_folders=seeds is not None)
-    except MorphbiasError as exc:
-        _fail(exc)
-    for r in metrics["rows"]:
-        gap = r.get("gap_closed")
-        click.echo(f"{r['model']:<12} recall NB {r['recall_NB']:.2f}  recall B {r['recall_B']:.2f}  "
-                   f"acc B {r['acc_B']:.2f}  acc NB {r['acc_NB']:.2f}"
-                   + (f"  gap closed {gap:.2f}" if gap is not None else "")
-                   + (f" (of the seed means: {r['gap_closed_of_means']:.2f})"
-                      if r.get("gap_closed_of_means") is not None else ""))
-    click.echo(f"report: {out_dir / 'report.html'}")
+    settings = pipeline.Settings(cohort=cohort_dir, bias_level=bias_level, dim=int(dim), baselines=names,
+                                 register_budget=register_budget, register_steps=register_steps)
+    click.echo(pipeline.run_pipeline(out_dir, settings, seed_list, seed_folders=seeds is not None).summary())
 
 
-@main.group()
+@main.group(cls=CLIGroup)
 def bench() -> None:
-    """Benchmarks: our kernels against the alternative a user would pick, in the same run."""
+    """Benchmarks: our kernels against the alternative a user would pick, in the same run; and the tables
+    behind bench/RESULTS.md from finished runs."""
 
 
 @bench.command("encode")
@@ -307,42 +294,27 @@ def bench() -> None:
 @click.option("--n", "n", type=click.IntRange(min=1), default=2**18, show_default=True, help="Query points.")
 @click.option("--log2-hashmap-size", type=click.IntRange(10, 24), default=19, show_default=True,
               help="Entries per hashed level (2^19 is tiny-cuda-nn's default; 2^15 stays in cache).")
-@click.option("--levels", type=click.IntRange(1, 32), default=16, show_default=True)
+@click.option("--levels", type=click.IntRange(1, 32), default=16, show_default=True, help="Levels L.")
 @click.option("--features", type=click.Choice(["1", "2", "4", "8"]), default="2", show_default=True,
               help="Features per level F.")
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
               help="Timed repetitions after one warm-up; the median is reported.")
 @click.option("--no-reference", is_flag=True, help="Skip the (slow) pure-PyTorch reference.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the figures to this JSON file.")
-def bench_encode(device, dims, n, log2_hashmap_size, levels, features, repeats, no_reference, json_path) -> None:
+@json_option
+def bench_encode_cmd(device, dims, n, log2_hashmap_size, levels, features, repeats, no_reference,
+                     json_path) -> None:
     """Million queries/s of the hash-grid encoder: forward, forward+backward and the Jacobian path,
     ours against the pure-PyTorch reference (and tiny-cuda-nn when it imports), with ratios."""
-    import torch
-
-    from morphbias_fast.bench import encode as bench_mod
-    from morphbias_fast.ops.hashgrid import cuda_compiled
-
     if device == "cuda" and not (torch.cuda.is_available() and cuda_compiled()):
         raise click.UsageError("--device cuda needs a GPU visible to torch and a build with CUDA kernels "
                                "(see `morphbias-fast info`)")
-    res = bench_mod.run(device=device, dims=dims, n=n, log2_hashmap_size=log2_hashmap_size, n_levels=levels,
-                        n_features_per_level=int(features), repeats=repeats, reference=not no_reference,
-                        progress=lambda msg: click.echo(f"  timing {msg} ...", err=True))
-    click.echo(bench_mod.format_table(res))
+    res = bench_encode.run(device=device, dims=dims, n=n, log2_hashmap_size=log2_hashmap_size, n_levels=levels,
+                           n_features_per_level=int(features), repeats=repeats, reference=not no_reference,
+                           progress=lambda msg: click.echo(f"  timing {msg} ...", err=True))
+    click.echo(bench_encode.format_table(res))
     if json_path:
-        data = res.as_dict()
-        import morphbias_fast as mbf
-
-        data["build_info"] = mbf.build_info()
-        if device == "cuda":
-            data["gpu"] = torch.cuda.get_device_name(torch.device(device))
-        write_json(json_path, data)
+        write_json(json_path, bench_encode.to_json(res))
         click.echo(f"wrote {json_path}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
 
 
 @bench.command("register")
@@ -350,23 +322,75 @@ if __name__ == "__main__":  # pragma: no cover
               help="Cohort to register (default: a new 200-subject synthetic cohort in a temporary folder).")
 @click.option("--hashgrid-budget", type=float, default=30.0, show_default=True, help="Seconds for the hash grid.")
 @click.option("--siren-budget", type=float, default=300.0, show_default=True, help="Seconds for SIREN.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def bench_register(cohort_dir, hashgrid_budget, siren_budget, device, json_path) -> None:
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Where to train both architectures.")
+@json_option
+def bench_register_cmd(cohort_dir, hashgrid_budget, siren_budget, device, json_path) -> None:
     """Training-subject endpoint error reached by the hash-grid INR and by SIREN within their budgets
     (same cohort, loss, batches and seed), and steps per second of each."""
-    import tempfile
-
-    from morphbias_fast.bench import register as bench_mod
-    from morphbias_fast.data.synth import SynthConfig, synthesize
-
-    with tempfile.TemporaryDirectory() as tmp:
-        if cohort_dir is None:
-            cohort_dir = Path(tmp) / "cohort"
-            synthesize(cohort_dir, SynthConfig(n_train=200, n_val=4, n_test=4), progress=False)
-        res = bench_mod.run(cohort_dir, {"hashgrid": hashgrid_budget, "siren": siren_budget}, device=device,
-                            progress=lambda msg: click.echo(f"  {msg} ...", err=True))
-    click.echo(bench_mod.format_table(res))
+    res = bench_register.run(cohort_dir, {"hashgrid": hashgrid_budget, "siren": siren_budget}, device=device,
+                             progress=lambda msg: click.echo(f"  {msg} ...", err=True))
+    click.echo(bench_register.format_table(res))
     if json_path:
         write_json(json_path, res)
         click.echo(f"wrote {json_path}")
+
+
+@bench.command("discover")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Discovery seeds 0..N-1.")
+@click.option("--features", default="inr,pca,embedding", show_default=True, help="Comma-separated feature kinds.")
+@click.option("--methods", default="shortcut,paper", show_default=True, help="Comma-separated methods.")
+@json_option
+def bench_discover_cmd(runs, seeds, features, methods, json_path) -> None:
+    """Detection scores (precision, recall, AMI of the re-balanced set) on finished runs of synthetic
+    cohorts, per feature kind, method and seed, and the seconds discovery takes."""
+    res = bench_discover.run(list(runs), seeds, features.split(","), methods.split(","), echo=click.echo)
+    if json_path:
+        write_json(json_path, res)
+
+
+@bench.command("mitigate")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+@json_option
+def bench_mitigate_cmd(runs, json_path) -> None:
+    """The paper's table and the gap closed of every model in finished run folders (a `--seeds` folder:
+    every finished seed, then mean +- std and the gap closed of the seed means)."""
+    res = bench_mitigate.run(list(runs), echo=click.echo)
+    if json_path:
+        write_json(json_path, res)
+
+
+@bench.command("batchnorm")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--weights", type=click.Choice(["groupbal", "none"]), default="groupbal", show_default=True,
+              help="Train weights: the discovered groups balanced, or none.")
+@epochs_option
+@seed_option
+@json_option
+def bench_batchnorm_cmd(run_dir, weights, epochs, seed, json_path) -> None:
+    """Validation accuracy and test recall NB per epoch with running vs recomputed BatchNorm statistics
+    (why classify recomputes them before validating)."""
+    rows = bench_batchnorm.run(run_dir, weights=weights, epochs=epochs, seed=seed, echo=click.echo)
+    if json_path:
+        write_json(json_path, {"run": str(run_dir), "weights": weights, "epochs": rows})
+
+
+@bench.command("same-run")
+@click.argument("run_a", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("run_b", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@json_option
+def bench_same_run_cmd(run_a, run_b, json_path) -> None:
+    """Whether two finished runs give the same result: every number of metrics.json, and the predictions,
+    latents and subgroups files (exit status 1 when they differ)."""
+    res = bench_same_run.compare(RunFolder(run_a), RunFolder(run_b))
+    if json_path:
+        write_json(json_path, res)
+    for d in res["metrics_differences"]:
+        click.echo(d)
+    for name, same in res["files_equal"].items():
+        click.echo(f"{name:<34}{'-' if same is None else 'equal' if same else 'DIFFERENT'}")
+    click.echo(f"{res['numbers_compared']} numbers in metrics.json compared: "
+               + ("identical" if res["same"] else f"{len(res['metrics_differences'])} differ"))
+    if not res["same"]:
+        raise click.exceptions.Exit(1)

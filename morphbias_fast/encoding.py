@@ -39,6 +39,8 @@ class _Encode(torch.autograd.Function):
 class _EncodeBackward(torch.autograd.Function):
     """(dL/dx, dL/dparams) as a function of (dL/dy, x, params): differentiable once more."""
 
+    # forward/backward here and in _EncodeWithJacobian share their shape (save tensors, keep the grid, call
+    # the ops): `duplicates` pairs them; the cotangents they pass differ, so there is nothing to factor out.
     @staticmethod
     def forward(ctx, dy, x, params, grid, want_x, want_p):
         dy = dy.contiguous()

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 INTERPOLATIONS = ("linear", "smoothstep")
 
 
+# A field list with defaults; `duplicates` pairs it by shape with the other config dataclasses
+# (gridconfig, synth, classify.train, discover.mixture): alike in form only, nothing to share.
 @dataclass(frozen=True)
 class HashGridConfig:
     n_input_dims: int = 3

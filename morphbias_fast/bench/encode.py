@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+import morphbias_fast as mbf
 from morphbias_fast import reference as ref
 from morphbias_fast.encoding import HashGridEncoding
 
@@ -81,16 +82,8 @@ def _tcnn_encoding(enc: HashGridEncoding):
     return module
 
 
-def run(device: str = "cpu", dims: int = 3, n: int = 2**18, log2_hashmap_size: int = 19, n_levels: int = 16,
-        n_features_per_level: int = 2, repeats: int = 3, warmup: int = 1, reference: bool = True,
-        progress=None) -> EncodeBenchResult:
-    dev = torch.device(device)
-    torch.manual_seed(0)
-    enc = HashGridEncoding(n_input_dims=dims, n_levels=n_levels, n_features_per_level=n_features_per_level,
-                           log2_hashmap_size=log2_hashmap_size, device=dev)
-    x = torch.rand(n, dims, device=dev)
-    w = torch.randn(n, enc.n_output_dims, device=dev)
-    W = torch.randn(n, enc.n_output_dims, dims, device=dev)
+def _workloads(enc: HashGridEncoding, x, w, W, reference: bool) -> dict:
+    """implementation -> (forward, forward+backward, jacobian) callables (None where it has no such path)."""
     params = enc.params
 
     def ours_fwd():
@@ -122,7 +115,7 @@ def run(device: str = "cpu", dims: int = 3, n: int = 2**18, log2_hashmap_size: i
     impls = {"morphbias": (ours_fwd, ours_fb, ours_jac)}
     if reference:
         impls["reference"] = (ref_fwd, ref_fb, ref_jac)
-    tc = _tcnn_encoding(enc) if dev.type == "cuda" else None
+    tc = _tcnn_encoding(enc) if x.device.type == "cuda" else None
     if tc is not None:
         def tc_fwd():
             with torch.no_grad():
@@ -133,11 +126,23 @@ def run(device: str = "cpu", dims: int = 3, n: int = 2**18, log2_hashmap_size: i
             tc(x).backward(w.to(torch.float16) if tc.dtype == torch.float16 else w)
 
         impls["tinycudann"] = (tc_fwd, tc_fb, None)
+    return impls
 
+
+def run(device: str = "cpu", dims: int = 3, n: int = 2**18, log2_hashmap_size: int = 19, n_levels: int = 16,
+        n_features_per_level: int = 2, repeats: int = 3, warmup: int = 1, reference: bool = True,
+        progress=None) -> EncodeBenchResult:
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    enc = HashGridEncoding(n_input_dims=dims, n_levels=n_levels, n_features_per_level=n_features_per_level,
+                           log2_hashmap_size=log2_hashmap_size, device=dev)
+    x = torch.rand(n, dims, device=dev)
+    w = torch.randn(n, enc.n_output_dims, device=dev)
+    W = torch.randn(n, enc.n_output_dims, dims, device=dev)
     res = EncodeBenchResult(device=str(dev), dims=dims, n=n, n_levels=n_levels,
                             n_features_per_level=n_features_per_level, log2_hashmap_size=log2_hashmap_size,
                             threads=torch.get_num_threads(), repeats=repeats)
-    for name, fns in impls.items():
+    for name, fns in _workloads(enc, x, w, W, reference).items():
         for workload, fn in zip(WORKLOADS, fns):
             if fn is None:
                 continue
@@ -147,6 +152,15 @@ def run(device: str = "cpu", dims: int = 3, n: int = 2**18, log2_hashmap_size: i
             res.seconds.setdefault(workload, {})[name] = t
             res.mqps.setdefault(workload, {})[name] = n / t / 1e6
     return res
+
+
+def to_json(res: EncodeBenchResult) -> dict:
+    """The figures with the build and, on CUDA, the GPU that produced them."""
+    data = res.as_dict()
+    data["build_info"] = mbf.build_info()
+    if res.device.startswith("cuda"):
+        data["gpu"] = torch.cuda.get_device_name(torch.device(res.device))
+    return data
 
 
 def format_table(res: EncodeBenchResult) -> str:

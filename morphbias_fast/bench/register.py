@@ -5,6 +5,7 @@ for its own wall-clock budget; the figure of merit is the endpoint error of the 
 inside the brain mask, against the true displacement) reached within the budget, plus steps per second."""
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -12,31 +13,36 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from morphbias_fast.data import load_cohort
-from morphbias_fast.data.cohort import read_nifti
-from morphbias_fast.register.stage import split_metrics
-from morphbias_fast.register.train import Images, RegisterConfig, train
+from morphbias_fast.data import load_cohort, read_nifti
+from morphbias_fast.data.synth import SynthConfig, synthesize
+from morphbias_fast.register import Images, INRConfig, split_metrics, train_inr
 
 
-def run(cohort_dir: Path, budgets: dict, device: str = "cpu", seed: int = 0, progress=None) -> dict:
+def run(cohort_dir: Path | None, budgets: dict, device: str = "cpu", seed: int = 0, progress=None) -> dict:
+    """Both architectures on `cohort_dir`, or on a new 200-subject synthetic cohort when it is None."""
+    if cohort_dir is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            cohort_dir = Path(tmp) / "cohort"
+            synthesize(cohort_dir, SynthConfig(n_train=200, n_val=4, n_test=4), progress=False)
+            return run(cohort_dir, budgets, device, seed, progress)
     cohort = load_cohort(cohort_dir)
     atlas, affine = read_nifti(cohort.atlas_path)
-    mask = read_nifti(cohort.root / "atlas" / "atlas_mask.nii.gz")[0] > 0.5
+    mask = read_nifti(cohort.mask_path)[0] > 0.5
     spacing = np.sqrt((affine[:3, :atlas.ndim] ** 2).sum(0))
     tr = cohort.index("train")
     imgs = Images(cohort.images[tr], atlas, torch.device(device))
-    base = RegisterConfig(seed=seed, device=device, steps=None, time_budget=1.0)
+    base = INRConfig(seed=seed, device=device, steps=None, time_budget=1.0)
     results = {"n_train": int(len(tr)), "device": device, "threads": torch.get_num_threads(), "arch": {}}
     for arch, budget in budgets.items():
         if progress:
             progress(f"{arch}: training for {budget:.0f} s")
         cfg = replace(base, arch=arch, time_budget=float(budget))
         t0 = time.monotonic()
-        model, z, info = train(imgs, len(tr), cfg, deadline=t0 + budget, progress=False)
+        model, z, info = train_inr(imgs, len(tr), cfg, deadline=t0 + budget, progress=False)
         model.eval()
         m = split_metrics(model, imgs, z, np.arange(len(tr)), _TrainView(cohort, tr), mask, spacing)
-        results["arch"][arch] = {"budget_s": budget, "steps": info["steps"], "steps_per_s": info["steps"] / info["seconds"],
-                                 "train_epe_mm": m["epe_mm"], "true_displacement_mm": m["true_displacement_mm"],
+        results["arch"][arch] = {"budget_s": budget, "steps": info["steps"],
+                                 "steps_per_s": info["steps"] / info["seconds"], "train_epe_mm": m["epe_mm"], "true_displacement_mm": m["true_displacement_mm"],
                                  "epe_ratio": m["epe_ratio"], "folded_fraction_max": m["folded_fraction_max"]}
     a = results["arch"]
     if "hashgrid" in a and "siren" in a:

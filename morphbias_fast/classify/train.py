@@ -1,4 +1,4 @@
-"""Training, prediction and the `classify` stage.
+"""Training and prediction of the CNN, shared by classify, mitigate and the unbiased reference.
 
 Images are standardised one by one (zero mean, unit variance), so the classifier sees shape, not scanner
 gain. Model selection keeps the epoch with the best validation accuracy (ties: lower validation loss).
@@ -13,22 +13,22 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from morphbias_fast.classify.model import CNN
 from morphbias_fast.devices import resolve_device
-from morphbias_fast.errors import MorphbiasError
-from morphbias_fast.io import atomic_path, write_json
 
 BN_STATS_IMAGES = 256
 
 
+# A field list with defaults; `duplicates` pairs it by shape with the other config dataclasses
+# (gridconfig, synth, classify.train, discover.mixture): alike in form only, nothing to share.
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 30
@@ -84,11 +84,12 @@ def recalibrate_batchnorm(model: CNN, x: torch.Tensor, device: torch.device, bat
 
 
 def fit(x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor, y_val: np.ndarray, cfg: TrainConfig,
-        sample_weight: np.ndarray | None = None, progress: bool = True, val_weight: np.ndarray | None = None):
+        sample_weight: np.ndarray | None = None, progress: bool = True, val_weight: np.ndarray | None = None,
+        epoch_hook: Callable[[CNN, int], None] | None = None):
     """Train a CNN from scratch; returns (model at the selected epoch, history list of dicts).
-    The epoch kept has the best val accuracy, weighted by `val_weight` when given (e.g. group-balanced)."""
-    from tqdm import tqdm
-
+    The epoch kept has the best val accuracy, weighted by `val_weight` when given (e.g. group-balanced).
+    `epoch_hook(model, epoch)` sees the model after each epoch's updates, before its BatchNorm statistics are
+    recomputed (the batchnorm benchmark compares the two); it must not change the model."""
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -118,6 +119,8 @@ def fit(x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor, y_val: 
                 opt.step()
                 total += loss.item() * len(idx)
             sched.step()
+            if epoch_hook is not None:
+                epoch_hook(model, epoch)
             recalibrate_batchnorm(model, x_train[stats_rows], device)
             p_val = predict_proba(model, x_val, device)
             val_loss = float(F.binary_cross_entropy(torch.as_tensor(p_val).clamp(1e-6, 1 - 1e-6), y_v.float()))
@@ -130,59 +133,3 @@ def fit(x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor, y_val: 
             bar.set_postfix(val_acc=f"{val_acc:.3f}", best=f"{best_key[0]:.3f}")
     model.load_state_dict(best)
     return model, history
-
-
-def load_classifier(path, device="cpu") -> CNN:
-    """The CNN saved by classify (or mitigate) at `path`, in eval mode on `device`."""
-    path = Path(path)
-    if not path.exists():
-        raise MorphbiasError(f"{path} is missing: run `morphbias-fast classify` first")
-    ckpt = torch.load(path, map_location=device, weights_only=False)
-    model = CNN(ckpt["dim"]).to(device)
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval()
-
-
-def predictions_frame(cohort, prob: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"participant_id": cohort.ids, "split": cohort.splits, "y_true": cohort.labels,
-                         "prob": prob, "y_pred": (prob >= 0.5).astype(int)})
-
-
-def run_classify(cohort_dir, run_dir, label_column: str = "disease", cfg: TrainConfig = TrainConfig(),
-                 progress: bool = True) -> pd.DataFrame:
-    """Train on train, select on val, predict every split; writes RUN_DIR/classify/{predictions.csv,
-    model.pt, metrics.json}. Returns the predictions."""
-    from morphbias_fast.data import load_cohort
-    from morphbias_fast.evaluation import group_metrics
-
-    cohort = load_cohort(cohort_dir, label_column=label_column)
-    tr, va = cohort.index("train"), cohort.index("val")
-    if len(tr) < 2 or len(va) < 1:
-        raise MorphbiasError(f"{cohort.root}: classify needs at least 2 train and 1 val participants "
-                             f"(found {len(tr)} and {len(va)})")
-    x = standardise(cohort.images)
-    y = cohort.labels
-    model, history = fit(x[tr], y[tr], x[va], y[va], cfg, progress=progress)
-    prob = predict_proba(model, x, resolve_device(cfg.device))
-    preds = predictions_frame(cohort, prob)
-
-    out = Path(run_dir) / "classify"
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "model.pt") as tmp:
-        torch.save({"state_dict": model.state_dict(), "dim": model.dim, "train_config": asdict(cfg),
-                    "label_column": label_column, "history": history}, tmp)
-    # The cohort's location and label column let later stages (discover, mitigate) find the images.
-    metrics = {"cohort": str(Path(cohort_dir).resolve()), "label_column": label_column,
-               "train_config": asdict(cfg), "history": history, "splits": {}}
-    for split in ("train", "val", "test"):
-        sel = preds["split"] == split
-        if not sel.any():
-            continue
-        m = {"acc": float((preds.y_pred[sel] == preds.y_true[sel]).mean()), "n": int(sel.sum())}
-        if cohort.bias is not None:
-            m.update(group_metrics(preds.y_true[sel], preds.y_pred[sel], cohort.bias[sel.to_numpy()]))
-        metrics["splits"][split] = m
-    write_json(out / "metrics.json", metrics)
-    with atomic_path(out / "predictions.csv") as tmp:
-        preds.to_csv(tmp, index=False, float_format="%.6f")
-    return preds

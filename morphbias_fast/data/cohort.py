@@ -55,6 +55,16 @@ class Cohort:
         p = self.root / "atlas" / "atlas_T1w.nii.gz"
         return p if p.exists() else None
 
+    @property
+    def mask_path(self) -> Path | None:
+        p = self.root / "atlas" / "atlas_mask.nii.gz"
+        return p if p.exists() else None
+
+
+def cohort_exists(root) -> bool:
+    """Whether `root` holds a cohort (its participants.tsv); what a resumed run checks before synthesising."""
+    return (Path(root) / "participants.tsv").exists()
+
 
 def _image_path(root: Path, pid: str) -> Path:
     anat = root / pid / "anat"

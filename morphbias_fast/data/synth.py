@@ -1,4 +1,4 @@
-"""`morphbias-fast synth`: a cohort with a known morphological bias (METHOD.md section 1).
+"""`morphbias-fast synth`: a cohort with a known morphological bias (docs/METHOD.md section 1).
 
 Every subject image is the atlas warped by exp(v), v = sum_k s_k * global_mode_k (subject effect)
 + c_d * disease_mode (right insula) + bias * c_b * bias_mode (left putamen), with
@@ -32,6 +32,9 @@ from morphbias_fast.data.cohort import SPLITS
 from morphbias_fast.data.template import REGIONS, Template, load_template
 from morphbias_fast.errors import MorphbiasError
 
+
+# A field list with defaults; `duplicates` pairs it by shape with the other config dataclasses
+# (gridconfig, synth, classify.train, discover.mixture): alike in form only, nothing to share.
 @dataclass(frozen=True)
 class SynthConfig:
     bias_level: float = 0.9
@@ -185,3 +188,13 @@ def synthesize(out_dir: Path, cfg: SynthConfig, overwrite: bool = False, progres
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def read_synth_config(cohort_dir) -> SynthConfig | None:
+    """The SynthConfig a cohort was made with (from its dataset_description.json), or None for a cohort that
+    synth did not write."""
+    desc = Path(cohort_dir) / "dataset_description.json"
+    if not desc.exists():
+        return None
+    cfg = json.loads(desc.read_text()).get("SynthConfig")
+    return SynthConfig(**cfg) if cfg else None

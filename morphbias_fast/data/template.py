@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-# MNI coordinates (mm, RAS) of the two effect regions (METHOD.md section 1; radius about 8-10 mm).
+# MNI coordinates (mm, RAS) of the two effect regions (docs/METHOD.md section 1; radius about 8-10 mm).
 REGIONS = {"disease": (38.0, 4.0, 2.0), "bias": (-24.0, 4.0, 2.0)}  # right insula, left putamen
 SLICE_Z_MM = 2.0  # the axial slice through both regions
 MARGIN_MM = 6.0

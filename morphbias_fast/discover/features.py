@@ -1,63 +1,90 @@
 """Per-subject feature vectors for discovery.
 
-inr        the registration latents (RUN_DIR/register/latents.npz): the deformation representation.
+inr        the registration latents (the register stage's): the deformation representation.
 pca        intensity PCA of the images, fitted on the train split (the baseline the paper's claim is about).
-embedding  the classifier's penultimate layer (RUN_DIR/classify/model.pt; Domino's usual choice).
+embedding  the classifier's penultimate layer (the classify stage's model; Domino's usual choice).
 clip       a CLIP image encoder's embedding (a generic foundation-model feature), from a local model folder or
            an already-downloaded Hugging Face hub id; nothing is downloaded at run time. Optional extra
            `pip install .[clip]` (transformers).
+
+Each kind is a function (inputs, rows) -> [len(rows), F] float64, registered with @feature; a new kind is one
+such function (and `--features` offers it).
 """
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
+import torch
+from sklearn.decomposition import PCA
 
+from morphbias_fast.classify import load_classifier, standardise
+from morphbias_fast.data import Cohort
 from morphbias_fast.errors import MorphbiasError
+from morphbias_fast.runfolder import RunFolder
 
-FEATURES = ("inr", "pca", "embedding", "clip")
 CLIP_SLICES = 9  # axial slices per 3-D volume, evenly spaced over its middle half: CPU cost, see clip_features
 PCA_COMPONENTS = 128  # the latent size of the registration INR, so that inr and pca compete on equal width
 
 
-def inr_features(run_dir: Path, ids) -> np.ndarray:
-    path = Path(run_dir) / "register" / "latents.npz"
-    if not path.exists():
-        raise MorphbiasError(f"{path} is missing: run `morphbias-fast register` first (or choose other --features)")
-    try:
-        lat = np.load(path)
-        z = dict(zip(lat["participant_id"].astype(str), lat["z"]))
-    except (ValueError, KeyError, OSError) as exc:
-        raise MorphbiasError(f"cannot read {path}: {exc} (expected arrays participant_id (str) and z)") from None
-    missing = [p for p in ids if p not in z]
-    if missing:
-        raise MorphbiasError(f"{path} has no latent for participant {missing[0]} ({len(missing)} missing)")
-    return np.stack([z[p] for p in ids]).astype(np.float64)
+@dataclass(frozen=True)
+class FeatureInputs:
+    run: RunFolder
+    cohort: Cohort
+    seed: int = 0
+    device: torch.device | str = "cpu"
+    clip_model: str | None = None
 
 
-def pca_features(cohort, rows, seed: int = 0) -> np.ndarray:
+@dataclass(frozen=True)
+class FeatureKind:
+    fn: Callable[[FeatureInputs, np.ndarray], np.ndarray]
+    needs_images: bool
+    help: str
+
+
+FEATURES: dict[str, FeatureKind] = {}
+
+
+def feature(name: str, help: str, needs_images: bool = True):
+    """Register `fn(inputs, rows)` as the feature kind `name`."""
+    def register(fn):
+        FEATURES[name] = FeatureKind(fn, needs_images, help)
+        return fn
+    return register
+
+
+@feature("inr", "registration latents", needs_images=False)
+def inr_features(inp: FeatureInputs, rows) -> np.ndarray:
+    return inp.run.register.latents_of(inp.cohort.ids[rows]).astype(np.float64)
+
+
+@feature("pca", "intensity PCA of the images")
+def pca_features(inp: FeatureInputs, rows) -> np.ndarray:
     """Intensity PCA scores of cohort images `rows`; the components come from the train split."""
-    from sklearn.decomposition import PCA
-
+    cohort = inp.cohort
     flat = cohort.images.reshape(len(cohort.images), -1).astype(np.float64)
     train = cohort.index("train")
     n = min(PCA_COMPONENTS, len(train), flat.shape[1])
-    pca = PCA(n_components=n, random_state=seed).fit(flat[train])
+    pca = PCA(n_components=n, random_state=inp.seed).fit(flat[train])
     return pca.transform(flat[rows])
 
 
-def embedding_features(run_dir: Path, cohort, rows, device: str = "cpu") -> np.ndarray:
-    import torch
-
-    from morphbias_fast.classify.train import load_classifier, standardise
-
-    model = load_classifier(Path(run_dir) / "classify" / "model.pt", device)
-    x = standardise(cohort.images[rows])
+@feature("embedding", "the classifier's penultimate layer")
+def embedding_features(inp: FeatureInputs, rows) -> np.ndarray:
+    model = load_classifier(inp.run.classify.model, inp.device)
+    x = standardise(inp.cohort.images[rows])
     out = []
     with torch.no_grad():
         for lo in range(0, len(x), 128):
-            out.append(model.features(x[lo: lo + 128].to(device)).double().cpu())
+            out.append(model.features(x[lo: lo + 128].to(inp.device)).double().cpu())
     return torch.cat(out).numpy()
+
+
+@feature("clip", "a CLIP image encoder (needs --clip-model and `pip install .[clip]`)")
+def clip_kind(inp: FeatureInputs, rows) -> np.ndarray:
+    return clip_features(inp.clip_model, inp.cohort, rows, inp.device)
 
 
 def _clip_slices(images: np.ndarray) -> np.ndarray:
@@ -69,7 +96,7 @@ def _clip_slices(images: np.ndarray) -> np.ndarray:
     return np.moveaxis(images[..., idx], -1, 1)
 
 
-def clip_features(model_source: str | None, cohort, rows, device: str = "cpu", batch: int = 32) -> np.ndarray:
+def clip_features(model_source: str | None, cohort, rows, device="cpu", batch: int = 32) -> np.ndarray:
     """CLIP image embeddings: each slice scaled to [0, 1] by the cohort's 99.5th-percentile intensity,
     grey to RGB, resized to the encoder's input size, normalised with the model's own mean and std; a 3-D
     subject is the mean over CLIP_SLICES axial slices (all slices of a 2 mm brain would be ~90 ViT passes
@@ -77,8 +104,7 @@ def clip_features(model_source: str | None, cohort, rows, device: str = "cpu", b
     if not model_source:
         raise MorphbiasError("--features clip needs --clip-model: a local CLIP model folder or an already-"
                              "downloaded Hugging Face hub id (nothing is downloaded at run time)")
-    try:
-        import torch
+    try:  # deferred: transformers is an optional extra and slow to import
         from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
     except Exception as exc:  # noqa: BLE001 - any failure here means the optional extra is not usable
         raise MorphbiasError(f"--features clip needs the optional extra: pip install '.[clip]' ({exc})") from None
@@ -107,17 +133,10 @@ def clip_features(model_source: str | None, cohort, rows, device: str = "cpu", b
     return torch.cat(out).reshape(n, s, -1).mean(1).numpy()
 
 
-def load_features(kind: str, run_dir: Path, cohort, rows, seed: int = 0, device: str = "cpu",
-                  clip_model: str | None = None) -> np.ndarray:
+def load_features(kind: str, inp: FeatureInputs, rows) -> np.ndarray:
     """[len(rows), F] float64 features of the cohort's participants `rows`."""
-    if kind == "inr":
-        return inr_features(run_dir, cohort.ids[rows])
-    if cohort.images is None:
+    if kind not in FEATURES:
+        raise MorphbiasError(f"--features must be one of {', '.join(FEATURES)}, got {kind!r}")
+    if FEATURES[kind].needs_images and inp.cohort.images is None:
         raise MorphbiasError(f"--features {kind} needs the cohort images")
-    if kind == "pca":
-        return pca_features(cohort, rows, seed)
-    if kind == "embedding":
-        return embedding_features(run_dir, cohort, rows, device)
-    if kind == "clip":
-        return clip_features(clip_model, cohort, rows, device)
-    raise MorphbiasError(f"--features must be one of {', '.join(FEATURES)}, got {kind!r}")
+    return FEATURES[kind].fn(inp, rows)

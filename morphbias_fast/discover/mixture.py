@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 
+# A field list with defaults; `duplicates` pairs it by shape with the other config dataclasses
+# (gridconfig, synth, classify.train, discover.mixture): alike in form only, nothing to share.
 @dataclass
 class ErrorAwareGMM:
     n_components: int = 7

@@ -36,6 +36,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.decomposition import FastICA
+from sklearn.mixture import GaussianMixture
 
 from morphbias_fast.discover.backends import Backend
 
@@ -60,8 +62,6 @@ def _within_class_centre(a: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def _two_modes(s: np.ndarray, seed: int):
     """(posterior of the higher mode [N], Ashman's D) of a two-component 1-D Gaussian mixture."""
-    from sklearn.mixture import GaussianMixture
-
     gm = GaussianMixture(2, random_state=seed, n_init=3).fit(s[:, None])
     hi = int(np.argmax(gm.means_[:, 0]))
     mu, var = gm.means_[:, 0], gm.covariances_.reshape(2)
@@ -69,7 +69,7 @@ def _two_modes(s: np.ndarray, seed: int):
     return gm.predict_proba(s[:, None])[:, hi], sep
 
 
-def _nearest_non_gaussian(X: np.ndarray, w: np.ndarray, max_iter: int = 2000, tol: float = 1e-4) -> np.ndarray:
+def nearest_non_gaussian(X: np.ndarray, w: np.ndarray, max_iter: int = 2000, tol: float = 1e-4) -> np.ndarray:
     """One-unit FastICA (logcosh contrast) on whitened X [N, D] started from direction w [D]: the
     fixed point w <- E[x tanh(w.x)] - E[1 - tanh(w.x)^2] w, normalised. max_iter and tol as in the FastICA
     restarts (tol: scikit-learn's default, on 1 - |cos| between successive directions)."""
@@ -99,8 +99,6 @@ def shortcut_discovery(features, y, prob, backend: Backend, cfg: ShortcutConfig 
                        seed: int = 0) -> dict:
     """Returns {"subgroup" [N] int, "selected" [N] bool, "role" [N] str, "score" [N], "posterior" [N],
     "separation": float, "restart": int (-1: the aimed start)}."""
-    from sklearn.decomposition import FastICA
-
     y = np.asarray(y).astype(np.int64)
     if len(np.unique(y)) != 2:
         raise ValueError("discovery needs both labels in the split")
@@ -111,7 +109,7 @@ def shortcut_discovery(features, y, prob, backend: Backend, cfg: ShortcutConfig 
     Xfit = _within_class_centre(X, y)  # the split is learnt from within-class variation, never from the label
     # The aimed start (step 4), then the ICA restarts; "restart" -1 in the result means the aimed one won.
     w = np.linalg.lstsq(Xfit, logit_c, rcond=None)[0]
-    score = X @ _nearest_non_gaussian(X, w)
+    score = X @ nearest_non_gaussian(X, w)
     score *= np.sign(np.corrcoef(_within_class_centre(score, y), logit_c)[0, 1])
     best = {**_refined_split(score, X, Xfit, cfg, backend, seed * 1000 + 999), "restart": -1}
     for r in range(cfg.restarts):

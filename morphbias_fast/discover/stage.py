@@ -1,55 +1,71 @@
 """The discover stage: features + classifier predictions -> subgroups, roles and the re-balanced set, for
-the train and the val split separately (as the paper does). Writes DIR/subgroups.csv and DIR/summary.json."""
+the train and the val split. Writes subgroups.csv and summary.json into the run's discover folder."""
 from __future__ import annotations
 
-import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import adjusted_mutual_info_score
 
-from morphbias_fast.discover.backends import get_backend
-from morphbias_fast.discover.features import load_features
+from morphbias_fast.data import load_cohort
+from morphbias_fast.devices import resolve_device
+from morphbias_fast.discover.backends import Backend, get_backend
+from morphbias_fast.discover.features import FEATURES, FeatureInputs, load_features
 from morphbias_fast.discover.mixture import ErrorAwareGMM
 from morphbias_fast.discover.shortcut import ShortcutConfig, shortcut_discovery
 from morphbias_fast.discover.subgroups import rebalanced_set, subgroup_table
 from morphbias_fast.errors import MorphbiasError
-from morphbias_fast.io import atomic_path, write_json
+from morphbias_fast.files import atomic_path, write_json
+from morphbias_fast.runfolder import DiscoverFolder, RunFolder
 
 METHODS = ("shortcut", "paper")
 DISCOVER_SPLITS = ("train", "val")
-PAPER_PCA, PAPER_K, PAPER_MIN_SIZE = 4, 7, 10  # METHOD.md section 3
+PAPER_PCA, PAPER_K, PAPER_MIN_SIZE = 4, 7, 10  # docs/METHOD.md section 3
 
 
-def resolve_cohort(run_dir: Path, cohort_dir=None) -> Path:
-    """--cohort, else RUN_DIR/cohort (what `run` makes), else the cohort the classify stage recorded."""
-    if cohort_dir is not None:
-        return Path(cohort_dir)
-    if (run_dir / "cohort" / "participants.tsv").exists():
-        return run_dir / "cohort"
-    metrics = run_dir / "classify" / "metrics.json"
-    if metrics.exists():
-        recorded = json.loads(metrics.read_text()).get("cohort")
-        if recorded:
-            return Path(recorded)
-    raise MorphbiasError(f"cannot tell which cohort {run_dir} was made from: pass --cohort COHORT_DIR")
+@dataclass(frozen=True)
+class Config:
+    features: str = "inr"
+    method: str = "shortcut"
+    backend: str = "auto"
+    out: Path | None = None      # default: the run's discover folder
+    cohort: Path | None = None   # default: the run's cohort (RunFolder.resolve_cohort)
+    seed: int = 0
+    device: str = "auto"
+    clip_model: str | None = None
 
 
-def read_predictions(run_dir: Path) -> pd.DataFrame:
-    path = run_dir / "classify" / "predictions.csv"
-    if not path.exists():
-        raise MorphbiasError(f"{path} is missing: run `morphbias-fast classify` first")
-    preds = pd.read_csv(path, dtype={"participant_id": str})
-    need = {"participant_id", "split", "y_true", "prob", "y_pred"}
-    if not need <= set(preds.columns):
-        raise MorphbiasError(f"{path} lacks columns {', '.join(sorted(need - set(preds.columns)))}")
-    return preds
+@dataclass
+class Result:
+    summary_json: dict
+
+    def summary(self) -> str:
+        lines = []
+        for split, s in self.summary_json["splits"].items():
+            line = f"{split}: {s['selected']} of {s['n']} in the re-balanced set"
+            if s.get("precision") is not None:
+                line += f" (precision {s['precision']:.2f}, recall {s['recall']:.2f}, AMI {s['ami']:.2f})"
+            lines.append(line + f" [{self.summary_json['backend']}, {s['seconds']:.1f} s]")
+        return "\n".join(lines)
 
 
-def paper_discovery(features, y, prob, y_pred, backend, seed: int = 0) -> dict:
-    """METHOD.md section 3, as published: error-aware mixture over [PCA(features, 4), label, probability],
+@dataclass
+class _Split:
+    rows: np.ndarray
+    ids: np.ndarray
+    features: np.ndarray
+    y: np.ndarray
+    prob: np.ndarray
+    y_pred: np.ndarray
+    feature_seconds: float
+
+
+def paper_discovery(features, y, prob, y_pred, backend: Backend, seed: int = 0) -> dict:
+    """docs/METHOD.md section 3, as published: error-aware mixture over [PCA(features, 4), label, probability],
     K = 7, diagonal covariances; subgroups under 10 members take no role."""
     pcs = backend.pca(features, PAPER_PCA, whiten=False, seed=seed)
     groups = ErrorAwareGMM(n_components=PAPER_K, seed=seed).fit_predict(pcs, y, prob)
@@ -69,8 +85,6 @@ def _clean(v):
 
 def describe(frame: pd.DataFrame, truth: pd.DataFrame | None) -> dict:
     """Per-subgroup statistics and, with ground truth (bias column), the detection scores."""
-    from sklearn.metrics import adjusted_mutual_info_score
-
     table = subgroup_table(frame.subgroup, frame.y_true, frame.y_pred, min_size=0).drop(columns="role")
     roles = frame.groupby("subgroup").role.first()
     rows = []
@@ -93,68 +107,78 @@ def describe(frame: pd.DataFrame, truth: pd.DataFrame | None) -> dict:
     return out
 
 
-def run_discover(run_dir, features: str = "inr", method: str = "shortcut", backend: str = "auto",
-                 out_dir=None, seed: int = 0, cohort_dir=None, device: str = "cpu",
-                 clip_model: str | None = None) -> dict:
-    """Discover on train and on val; write OUT/subgroups.csv and OUT/summary.json; return the summary."""
-    from morphbias_fast.data import load_cohort
-
-    run_dir = Path(run_dir)
-    if method not in METHODS:
-        raise MorphbiasError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
-    out_dir = Path(out_dir) if out_dir is not None else run_dir / "discover"
-    be = get_backend(backend)
-    preds = read_predictions(run_dir)
-    cohort = load_cohort(resolve_cohort(run_dir, cohort_dir), load_images=features != "inr")
-    truth_cols = {"bias", "disease"} <= set(cohort.participants.columns)
-    frames, summary = [], {"features": features, "method": method, "backend": be.name, "seed": seed,
-                           "cohort": str(cohort.root), "splits": {}}
-    if method == "shortcut":
-        summary["config"] = ShortcutConfig().__dict__
-    if features == "clip":
-        summary["clip_model"] = clip_model
-    # Features, labels and predictions of train and val; the paper's method runs on each split alone, ours on
-    # both together (shortcut.py says why).
-    data = {}
+def _load_splits(run: RunFolder, cfg: Config, inp: FeatureInputs) -> dict[str, _Split]:
+    """Features, labels and predictions of train and val."""
+    preds = run.classify.read_predictions().set_index("participant_id")
+    out = {}
     for split in DISCOVER_SPLITS:
-        rows = cohort.index(split)
-        ids = cohort.ids[rows]
-        p = preds.set_index("participant_id").reindex(ids)
+        rows = inp.cohort.index(split)
+        ids = inp.cohort.ids[rows]
+        p = preds.reindex(ids)
         if p.prob.isna().any():
-            missing = ids[p.prob.isna().to_numpy()][0]
-            raise MorphbiasError(f"{run_dir / 'classify/predictions.csv'} has no prediction for {missing}")
+            raise MorphbiasError(f"{run.classify.predictions} has no prediction for "
+                                 f"{ids[p.prob.isna().to_numpy()][0]}")
         t0 = time.perf_counter()
-        feats = load_features(features, run_dir, cohort, rows, seed=seed, device=device, clip_model=clip_model)
-        data[split] = (rows, ids, feats, p.y_true.to_numpy().astype(int), p.prob.to_numpy(),
-                       p.y_pred.to_numpy().astype(int), time.perf_counter() - t0)
+        feats = load_features(cfg.features, inp, rows)
+        out[split] = _Split(rows, ids, feats, p.y_true.to_numpy().astype(int), p.prob.to_numpy(),
+                            p.y_pred.to_numpy().astype(int), time.perf_counter() - t0)
+    return out
+
+
+def _discover(data: dict[str, _Split], cfg: Config, backend: Backend) -> dict[str, dict]:
+    """Subgroup, selected and role per split. The paper's method runs on each split alone; ours on both
+    together (shortcut.py says why), its time shared by size."""
     results = {}
-    if method == "paper":
-        for split, (rows, ids, feats, y, prob, y_pred, _) in data.items():
+    if cfg.method == "paper":
+        for split, d in data.items():
             t0 = time.perf_counter()
-            results[split] = paper_discovery(feats, y, prob, y_pred, be, seed)
+            results[split] = paper_discovery(d.features, d.y, d.prob, d.y_pred, backend, cfg.seed)
             results[split]["seconds"] = time.perf_counter() - t0
-    else:
-        t0 = time.perf_counter()
-        cat = [np.concatenate([data[s][i] for s in DISCOVER_SPLITS]) for i in (2, 3, 4)]
-        res = shortcut_discovery(*cat, be, seed=seed)
-        seconds = time.perf_counter() - t0
-        lo = 0
-        for split in DISCOVER_SPLITS:
-            n = len(data[split][0])
-            results[split] = {k: res[k][lo: lo + n] for k in ("subgroup", "selected", "role")}
-            results[split]["seconds"] = seconds * n / len(cat[0])  # the joint fit's time, shared by size
-            lo += n
-    for split, (rows, ids, feats, y, prob, y_pred, feat_seconds) in data.items():
+        return results
+    t0 = time.perf_counter()
+    cat = [np.concatenate([getattr(data[s], k) for s in DISCOVER_SPLITS]) for k in ("features", "y", "prob")]
+    res = shortcut_discovery(*cat, backend, seed=cfg.seed)
+    seconds = time.perf_counter() - t0
+    lo = 0
+    for split in DISCOVER_SPLITS:
+        n = len(data[split].rows)
+        results[split] = {k: res[k][lo: lo + n] for k in ("subgroup", "selected", "role")}
+        results[split]["seconds"] = seconds * n / len(cat[0])
+        lo += n
+    return results
+
+
+def run(run: RunFolder, cfg: Config) -> Result:
+    """Discover on train and on val; write subgroups.csv and summary.json; return the summary."""
+    if cfg.method not in METHODS:
+        raise MorphbiasError(f"--method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
+    if cfg.features not in FEATURES:
+        raise MorphbiasError(f"--features must be one of {', '.join(FEATURES)}, got {cfg.features!r}")
+    files = DiscoverFolder(cfg.out) if cfg.out is not None else run.discover
+    backend = get_backend(cfg.backend)
+    cohort = load_cohort(run.resolve_cohort(cfg.cohort), load_images=FEATURES[cfg.features].needs_images)
+    inp = FeatureInputs(run, cohort, cfg.seed, resolve_device(cfg.device), cfg.clip_model)
+    data = _load_splits(run, cfg, inp)
+    results = _discover(data, cfg, backend)
+    summary = {"features": cfg.features, "method": cfg.method, "backend": backend.name, "seed": cfg.seed,
+               "cohort": str(cohort.root), "splits": {}}
+    if cfg.method == "shortcut":
+        summary["config"] = ShortcutConfig().__dict__
+    if cfg.features == "clip":
+        summary["clip_model"] = cfg.clip_model
+    truth_cols = {"bias", "disease"} <= set(cohort.participants.columns)
+    frames = []
+    for split, d in data.items():
         res = results[split]
-        frame = pd.DataFrame({"participant_id": ids, "split": split, "subgroup": res["subgroup"],
+        frame = pd.DataFrame({"participant_id": d.ids, "split": split, "subgroup": res["subgroup"],
                               "selected": res["selected"].astype(int), "role": res["role"],
-                              "y_true": y, "y_pred": y_pred})
-        truth = cohort.participants.iloc[rows][["bias", "disease"]].reset_index(drop=True) if truth_cols else None
+                              "y_true": d.y, "y_pred": d.y_pred})
+        truth = cohort.participants.iloc[d.rows][["bias", "disease"]].reset_index(drop=True) if truth_cols else None
         summary["splits"][split] = {**describe(frame, truth), "seconds": res["seconds"],
-                                    "feature_seconds": feat_seconds}
+                                    "feature_seconds": d.feature_seconds}
         frames.append(frame.drop(columns=["y_true", "y_pred"]))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "subgroups.csv") as tmp:
+    files.path.mkdir(parents=True, exist_ok=True)
+    with atomic_path(files.subgroups) as tmp:
         pd.concat(frames).to_csv(tmp, index=False)
-    write_json(out_dir / "summary.json", summary)
-    return summary
+    write_json(files.summary, summary)
+    return Result(summary)

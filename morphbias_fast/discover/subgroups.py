@@ -1,4 +1,4 @@
-"""The paper's subgroup rules (METHOD.md section 3): per subgroup dTPR = TPR(subgroup) - TPR(all) and
+"""The paper's subgroup rules (docs/METHOD.md section 3): per subgroup dTPR = TPR(subgroup) - TPR(all) and
 ratio = FPR / FNR; bias subgroups S_B have dTPR > 0 and a ratio above the knee of the sorted ratios,
 non-bias subgroups S_NB dTPR < 0 and a ratio below it; the re-balanced set keeps the disease-negative cases
 of S_B and the disease-positive cases of S_NB."""
@@ -59,3 +59,16 @@ def rebalanced_set(groups, y_true, table: pd.DataFrame) -> np.ndarray:
     sb = table.loc[table.role == "S_B", "subgroup"].to_numpy()
     snb = table.loc[table.role == "S_NB", "subgroup"].to_numpy()
     return (np.isin(groups, sb) & (y_true == 0)) | (np.isin(groups, snb) & (y_true == 1))
+
+
+def side_delta(Z: np.ndarray, y: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """The discovered bias direction in feature space: mean of side 1 (S_B) minus side 0 (S_NB), within each
+    label (so the disease cancels), averaged over the labels that have at least two cases on each side."""
+    deltas = []
+    for c in (0, 1):
+        hi, lo = (side == 1) & (y == c), (side == 0) & (y == c)
+        if hi.sum() >= 2 and lo.sum() >= 2:
+            deltas.append(Z[hi].mean(0) - Z[lo].mean(0))
+    if not deltas:
+        raise ValueError("no label has two cases on each side of the discovered split")
+    return np.mean(deltas, axis=0)

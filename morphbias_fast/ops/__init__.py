@@ -1,1 +1,1 @@
-"""Thin wrappers over the compiled kernels: validate, make contiguous, allocate, call _C."""
+"""Thin wrappers over the compiled kernels (loaded by compiled.py): validate, make contiguous, allocate, call."""

@@ -1,7 +1,8 @@
 """Hash-grid kernels as functions of torch tensors (one place per op).
 
 Each function checks the tensors it is handed, allocates outputs with torch (so torch's allocator owns
-all memory), and passes pointers, the device index and torch's current CUDA stream to morphbias_fast._C.
+all memory), and passes pointers, the device index and torch's current CUDA stream to the compiled kernels
+(ops/compiled.py).
 The autograd Functions in morphbias_fast/encoding.py are built from these four ops.
 """
 from __future__ import annotations
@@ -10,8 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from morphbias_fast._ext import _C
 from morphbias_fast.gridconfig import HashGridConfig
+from morphbias_fast.ops.compiled import kernels
 
 DTYPE_CODES = {torch.float32: 0, torch.float64: 1}
 
@@ -26,10 +27,10 @@ class Grid:
 
     @classmethod
     def build(cls, config: HashGridConfig) -> "Grid":
-        c_config = _C.HashGridConfig(
+        c_config = kernels.HashGridConfig(
             config.n_input_dims, config.n_levels, config.n_features_per_level, config.log2_hashmap_size,
             config.base_resolution, float(config.per_level_scale), config.interpolation_code)
-        return cls(config, c_config, _C.make_level_table(c_config))
+        return cls(config, c_config, kernels.make_level_table(c_config))
 
     @property
     def n_params(self) -> int:
@@ -37,7 +38,7 @@ class Grid:
 
 
 def cuda_compiled() -> bool:
-    return bool(_C.build_info()["cuda"])
+    return bool(kernels.build_info()["cuda"])
 
 
 def _launch(t: torch.Tensor):
@@ -88,7 +89,7 @@ def fwd(grid: Grid, x: torch.Tensor, params: torch.Tensor, *, want_y: bool = Tru
     J = x.new_empty((n, LF, D)) if want_jacobian else None
     jvp = x.new_empty((n, LF)) if direction is not None else None
     dev, stream, threads = _launch(x)
-    _C.hashgrid_fwd(grid.c_config, grid.levels, DTYPE_CODES[x.dtype], dev, stream, threads, n, _ptr(x),
+    kernels.hashgrid_fwd(grid.c_config, grid.levels, DTYPE_CODES[x.dtype], dev, stream, threads, n, _ptr(x),
                     _ptr(params), _ptr(direction), _ptr(y), _ptr(J), _ptr(jvp))
     return y, J, jvp
 
@@ -108,7 +109,7 @@ def input_grad(grid: Grid, x: torch.Tensor, params: torch.Tensor, *, a=None, B=N
     a, B, b, g = _cot(grid, x, a, B, b, g)
     out = torch.empty_like(x)
     dev, stream, threads = _launch(x)
-    _C.hashgrid_input_grad(grid.c_config, grid.levels, DTYPE_CODES[x.dtype], dev, stream, threads, x.shape[0],
+    kernels.hashgrid_input_grad(grid.c_config, grid.levels, DTYPE_CODES[x.dtype], dev, stream, threads, x.shape[0],
                            _ptr(x), _ptr(params), _ptr(a), _ptr(B), _ptr(b), _ptr(g), _ptr(out))
     return out
 
@@ -119,7 +120,7 @@ def param_grad(grid: Grid, x: torch.Tensor, *, a=None, B=None, b=None, g=None) -
     a, B, b, g = _cot(grid, x, a, B, b, g)
     out = torch.zeros(grid.n_params, dtype=x.dtype, device=x.device)
     dev, stream, threads = _launch(x)
-    _C.hashgrid_param_grad(grid.c_config, grid.levels, DTYPE_CODES[x.dtype], dev, stream, threads, x.shape[0],
+    kernels.hashgrid_param_grad(grid.c_config, grid.levels, DTYPE_CODES[x.dtype], dev, stream, threads, x.shape[0],
                            _ptr(x), _ptr(a), _ptr(B), _ptr(b), _ptr(g), _ptr(out))
     return out
 
@@ -130,6 +131,6 @@ def corner_index(grid: Grid, x: torch.Tensor) -> torch.Tensor:
     out = torch.empty((x.shape[0], grid.config.n_levels, 1 << grid.config.n_input_dims), dtype=torch.int64,
                       device=x.device)
     dev, stream, threads = _launch(x)
-    _C.hashgrid_corner_index(grid.c_config, grid.levels, DTYPE_CODES[x.dtype], dev, stream, threads, x.shape[0],
+    kernels.hashgrid_corner_index(grid.c_config, grid.levels, DTYPE_CODES[x.dtype], dev, stream, threads, x.shape[0],
                              _ptr(x), _ptr(out))
     return out

@@ -1,4 +1,4 @@
-"""Pure-PyTorch hash-grid encoding, written line by line from HASHGRID_SPEC.md.
+"""Pure-PyTorch hash-grid encoding, written line by line from docs/HASHGRID_SPEC.md.
 
 It is the oracle of the kernel tests (its autograd gives first and second derivatives) and the
 baseline of ``morphbias-fast bench encode``. It is vectorised over points and corners and loops

@@ -1,40 +1,86 @@
-"""Decoding latents into displacement fields and images (the `decode` command; later: augmentation)."""
+"""The one path from a latent to a field and an image: the frozen INR decodes latents into displacement fields
+on the atlas grid, and the atlas warped by a field is the model's picture of that subject. Used by the
+register stage's metrics, the `decode` command and mitigation's generated images."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
+import SimpleITK as sitk
 import torch
+from tqdm import tqdm
 
+from morphbias_fast.data import deform, fields
 from morphbias_fast.errors import MorphbiasError
+from morphbias_fast.files import atomic_path
+from morphbias_fast.register.model import build_model
+from morphbias_fast.runfolder import RegisterFolder
 
 
-def decode_latents(model, z: torch.Tensor, shape: tuple) -> np.ndarray:
-    """Voxel-unit displacements [B, D, *shape] for latents z [B, K]."""
-    from morphbias_fast.register.train import decode_displacement
+class Decoder:
+    """A trained registration network and the atlas [1, 1, *shape] it warps (on the network's device)."""
 
-    return decode_displacement(model, z, tuple(shape)).cpu().numpy()
+    def __init__(self, model, atlas: torch.Tensor):
+        self.model = model
+        self.atlas = atlas
+        self.shape = tuple(atlas.shape[2:])
+
+    @classmethod
+    def load(cls, files: RegisterFolder, device="cpu") -> "Decoder":
+        """The network of a finished register stage (model.pt) and its atlas copy, in eval mode on `device`."""
+        files.require()
+        ckpt = torch.load(files.model, map_location=device, weights_only=False)
+        model = build_model(ckpt["arch"], ckpt["dim"], ckpt["latent_dim"]).to(device)
+        model.load_state_dict(ckpt["model"])
+        model.eval()
+        atlas = np.asarray(nib.load(str(files.atlas)).dataobj, dtype=np.float32)
+        return cls(model, torch.as_tensor(atlas, device=device)[None, None])
+
+    @property
+    def device(self) -> torch.device:
+        return self.atlas.device
+
+    @torch.no_grad()
+    def fields(self, z: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+        """u [B, D, *shape] in voxel units on the full grid for latents z [B, K]."""
+        shape, device = self.shape, z.device
+        grids = torch.meshgrid(*[torch.arange(n, device=device, dtype=torch.float32) for n in shape], indexing="ij")
+        vox = torch.stack(grids, -1).reshape(-1, len(shape))
+        x = vox / torch.tensor([max(n - 1, 1) for n in shape], device=device)
+        out = []
+        for lo in range(0, x.shape[0], chunk):
+            xs = x[lo: lo + chunk]
+            u, _ = self.model(xs.expand(len(z), *xs.shape), z)
+            out.append(u)
+        u = torch.cat(out, 1)  # [B, V, D]
+        return u.permute(0, 2, 1).reshape(len(z), len(shape), *shape)
+
+    @torch.no_grad()
+    def warp(self, u: torch.Tensor) -> torch.Tensor:
+        """The atlas warped by fields u [B, D, *shape] -> [B, *shape]."""
+        return deform.warp(self.atlas, u)[:, 0]
+
+    def images(self, Z: np.ndarray, batch: int = 64, progress: bool = True) -> np.ndarray:
+        """Atlas warped by the decoded field of each latent: [len(Z), *shape] float32."""
+        out = []
+        for lo in tqdm(range(0, len(Z), batch), desc="decode", unit="batch", disable=not progress):
+            z = torch.as_tensor(np.asarray(Z[lo: lo + batch], dtype=np.float32), device=self.device)
+            out.append(self.warp(self.fields(z)).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, *self.shape), np.float32)
 
 
-def decode_subject(run_dir, subject: str, out: Path, warped: Path | None = None) -> None:
-    import nibabel as nib
-    import SimpleITK as sitk
-
-    from morphbias_fast.data import deform, fields
-    from morphbias_fast.io import atomic_path
-    from morphbias_fast.register.stage import load_registration
-
-    model, latents, ckpt = load_registration(run_dir)
+def decode_subject(files: RegisterFolder, subject: str, out: Path, warped: Path | None = None) -> None:
+    """Write one subject's displacement field (ITK convention) to `out` and, optionally, the warped atlas."""
+    decoder = Decoder.load(files)
+    latents = files.read_latents()
     if subject not in latents:
-        raise MorphbiasError(f"subject {subject} is not in {Path(run_dir) / 'register' / 'latents.npz'}")
-    atlas_path = Path(run_dir) / "register" / "atlas_T1w.nii.gz"
-    u = decode_latents(model, latents[subject][None], ckpt["shape"])[0]
-    ref = sitk.ReadImage(str(atlas_path))
+        raise MorphbiasError(f"subject {subject} is not in {files.latents}")
+    u = decoder.fields(torch.as_tensor(latents[subject])[None])
+    ref = sitk.ReadImage(str(files.atlas))
     with atomic_path(Path(out)) as tmp:
-        sitk.WriteImage(fields.to_itk(u, ref), str(tmp), useCompression=True)
+        sitk.WriteImage(fields.to_itk(u[0].numpy(), ref), str(tmp), useCompression=True)
     if warped is not None:
-        atlas = nib.load(str(atlas_path))
-        img = deform.warp(torch.as_tensor(np.asarray(atlas.dataobj, dtype=np.float32))[None, None],
-                          torch.as_tensor(u, dtype=torch.float32)[None])[0, 0].numpy()
+        atlas = nib.load(str(files.atlas))
         with atomic_path(Path(warped)) as tmp:
-            nib.save(nib.Nifti1Image(img, atlas.affine, atlas.header), str(tmp))
+            nib.save(nib.Nifti1Image(decoder.warp(u)[0].numpy(), atlas.affine, atlas.header), str(tmp))

@@ -17,7 +17,6 @@ from torch import nn
 
 from morphbias_fast.encoding import HashGridEncoding
 
-
 # Tangents are kept as T [D, B*P, width]: row d is d(activations)/dx_d. A linear layer then maps all D
 # tangents with one matrix product (no transposes), and elementwise factors broadcast over the first axis.
 

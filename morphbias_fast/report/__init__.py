@@ -1,1 +1,10 @@
-"""The report: metrics.py builds RUN_DIR/metrics.json (the paper's table, gap closed), html.py report.html."""
+"""The report stage (Config, run, Result; run_seeds for a seed aggregate).
+
+metrics.py  the paper's table per model on the test split (checked against fairlearn), gap closed, seed means
+page.py     report.html: the table and the figures, self-contained
+stage.py    writes RUN/metrics.json and RUN/report.html
+"""
+from morphbias_fast.report.metrics import COLUMNS, aggregate, gap_closed, metrics_table
+from morphbias_fast.report.stage import Config, Result, run, run_seeds
+
+__all__ = ["Config", "Result", "run", "run_seeds", "COLUMNS", "aggregate", "gap_closed", "metrics_table"]

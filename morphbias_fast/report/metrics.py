@@ -6,25 +6,15 @@ this cohort's test split)."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from morphbias_fast.errors import MorphbiasError
+from morphbias_fast.evaluation import group_metrics
+from morphbias_fast.runfolder import RunFolder, read_predictions
 
 COLUMNS = ("acc_B", "acc_NB", "recall_B", "recall_NB", "prec_B", "prec_NB")
-
-
-def prediction_files(run_dir: Path) -> dict[str, Path]:
-    """model name -> predictions.csv, for those that exist, in table order."""
-    run_dir = Path(run_dir)
-    files = {"biased": run_dir / "classify" / "predictions.csv",
-             "mitigated": run_dir / "mitigate" / "predictions.csv"}
-    for d in sorted(run_dir.glob("mitigate_*")):
-        files[d.name.removeprefix("mitigate_")] = d / "predictions.csv"
-    files["unbiased"] = run_dir / "unbiased" / "predictions.csv"
-    return {k: v for k, v in files.items() if v.exists()}
 
 
 def gap_closed(recall_nb: float, biased: float, unbiased: float) -> float | None:
@@ -37,13 +27,11 @@ def _f(v):
     return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
 
 
-def metrics_table(run_dir, bias: pd.Series) -> dict:
+def metrics_table(run: RunFolder, bias: pd.Series) -> dict:
     """{"rows": [...]} on the test split; `bias` maps participant_id -> 0/1."""
-    from morphbias_fast.evaluation import group_metrics
-
     rows = []
-    for model, path in prediction_files(run_dir).items():
-        p = pd.read_csv(path, dtype={"participant_id": str})
+    for model, path in run.model_predictions().items():
+        p = read_predictions(path)
         p = p[p.split == "test"]
         if p.empty:
             raise MorphbiasError(f"{path} has no test-split predictions")

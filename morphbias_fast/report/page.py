@@ -5,23 +5,23 @@ from __future__ import annotations
 import base64
 import html
 import io
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from morphbias_fast.io import atomic_path
+from morphbias_fast.data import Cohort
+from morphbias_fast.discover import side_delta
+from morphbias_fast.files import atomic_path
 from morphbias_fast.report.metrics import COLUMNS
+from morphbias_fast.runfolder import RunFolder
 
 GROUPS = {0: "NB & no disease", 1: "NB & disease", 2: "B & no disease", 3: "B & disease"}
 
 
-def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
+def _png(fig: Figure) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
     return "<img src='data:image/png;base64," + base64.b64encode(buf.getvalue()).decode() + "'>"
 
 
@@ -44,19 +44,20 @@ def table_html(metrics: dict) -> str:
     return f"<table><tr><th>model</th>{head}</tr>{body}</table>"
 
 
+def bar_values(rows: list[dict], key: str) -> np.ndarray:
+    """The bar heights of `key`, NaN (no bar) only where the value is missing: a real 0.0 is a bar."""
+    return np.array([np.nan if r.get(key) is None else r[key] for r in rows], dtype=float)
+
+
 def bars_figure(metrics: dict) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = metrics["rows"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig = Figure(figsize=(11, 3.6))
+    axes = fig.subplots(1, 2)
     for ax, stat in zip(axes, ("recall", "acc")):
         x = np.arange(len(rows))
         for j, grp in enumerate(("B", "NB")):
             k = f"{stat}_{grp}"
-            v = np.array([r.get(k) or np.nan for r in rows])
+            v = bar_values(rows, k)
             if all("ci" in r and k in r["ci"] for r in rows):
                 lo = np.array([r["ci"][k][0] for r in rows])
                 hi = np.array([r["ci"][k][1] for r in rows])
@@ -72,28 +73,17 @@ def bars_figure(metrics: dict) -> str:
     return _png(fig)
 
 
-def discovery_figures(run_dir: Path, cohort) -> str:
+def discovery_figures(run: RunFolder, cohort: Cohort) -> str:
     """Latent scatter coloured by the true and the discovered groups; subgroup composition."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sub_path = run_dir / "discover" / "subgroups.csv"
-    lat_path = run_dir / "register" / "latents.npz"
-    if not sub_path.exists() or not lat_path.exists() or cohort.bias is None:
+    if not run.discover.subgroups.exists() or not run.register.latents.exists() or cohort.bias is None:
         return "<p>(no discovery output or no ground truth: figures skipped)</p>"
-    sub = pd.read_csv(sub_path, dtype={"participant_id": str})
-    sub = sub[sub.split == "train"].set_index("participant_id")
-    lat = np.load(lat_path)
-    z = dict(zip(lat["participant_id"].astype(str), lat["z"]))
+    sub = run.discover.read_subgroups()
+    sub = sub[sub.split == "train"]
     parts = cohort.participants.set_index("participant_id").reindex(sub.index)
-    Z = np.stack([z[p] for p in sub.index])
+    Z = run.register.latents_of(sub.index)
     y, b = parts[cohort.label_column].to_numpy(), parts["bias"].to_numpy()
     side = (sub.role == "S_B").to_numpy()
     # Axes: the discovered split direction (difference of side means within label) and the label direction.
-    from morphbias_fast.mitigate.augment import side_delta
-
     try:
         d_side = side_delta(Z, y, side.astype(int))
     except ValueError as exc:  # discovery found no split: there is no direction to draw along
@@ -101,7 +91,8 @@ def discovery_figures(run_dir: Path, cohort) -> str:
     d_lab = Z[y == 1].mean(0) - Z[y == 0].mean(0)
     d_lab = d_lab - d_side * (d_lab @ d_side) / (d_side @ d_side)
     P = np.c_[Z @ d_side / np.linalg.norm(d_side), Z @ d_lab / np.linalg.norm(d_lab)]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig = Figure(figsize=(14, 4))
+    axes = fig.subplots(1, 3)
     true_g = 2 * b + y
     colours = {g: f"C{g}" for g in GROUPS}  # the same colour for a true group in both panels
     for g, name in GROUPS.items():
@@ -127,23 +118,21 @@ def discovery_figures(run_dir: Path, cohort) -> str:
     return _png(fig)
 
 
-def write_report(run_dir: Path, metrics: dict, cohort=None, title: str = "morphbias-fast report") -> Path:
-    run_dir = Path(run_dir)
+def write_report(run: RunFolder, metrics: dict, cohort: Cohort | None = None,
+                 title: str = "morphbias-fast report") -> None:
     parts = [f"<h1>{html.escape(title)}</h1>",
              ("<p>Test split, balanced over bias and disease. B = cases with the bias, NB = without. Gap closed = "
               "(recall NB of the model - biased) / (unbiased - biased); acc B drop = biased acc B - model acc B.</p>"),
              table_html(metrics), "<h2>Per-group results</h2>", bars_figure(metrics)]
     if cohort is not None:
-        parts += ["<h2>Discovery (train split)</h2>", discovery_figures(run_dir, cohort)]
-    for name in ["mitigate", *sorted(p.name for p in run_dir.glob("mitigate_*"))]:
-        png = run_dir / name / "augmentations.png"
+        parts += ["<h2>Discovery (train split)</h2>", discovery_figures(run, cohort)]
+    for name, folder in run.mitigations().items():
+        png = folder.augmentations
         if png.exists():
             parts += [f"<h2>Generated images: {html.escape(name)}</h2>",
                       "<img src='data:image/png;base64," + base64.b64encode(png.read_bytes()).decode() + "'>"]
     style = ("<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}td:first-child{text-align:left}</style>")
-    out = run_dir / "report.html"
-    with atomic_path(out) as tmp:
+    with atomic_path(run.report) as tmp:
         tmp.write_text(f"<!doctype html><html><head><meta charset='utf-8'>{style}</head><body>"
                        + "\n".join(parts) + "</body></html>")
-    return out
