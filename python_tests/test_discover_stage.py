@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from morphbias_fast.cli import main
 from morphbias_fast.data.synth import SynthConfig, synthesize
 from morphbias_fast.discover.backends import get_backend
-from morphbias_fast.discover.shortcut import shortcut_discovery
+from morphbias_fast.discover.shortcut import nearest_non_gaussian, shortcut_discovery
 from morphbias_fast.errors import MorphbiasError
 
 
@@ -57,8 +57,6 @@ def test_shortcut_recovers_the_planted_groups():
 def test_aimed_start_reaches_the_bimodal_direction():
     """The one-unit fixed point, started 60 degrees off, must land on the one bimodal direction of whitened
     data whose other 11 directions are Gaussian (the planted direction is the oracle)."""
-    from morphbias_fast.discover.shortcut import _nearest_non_gaussian
-
     rng = np.random.default_rng(3)
     n, dim = 4000, 12
     x = rng.normal(size=(n, dim))
@@ -73,7 +71,7 @@ def test_aimed_start_reaches_the_bimodal_direction():
     other = q @ np.eye(dim)[1]
     other -= (other @ truth) * truth
     start = np.cos(np.pi / 3) * truth + np.sin(np.pi / 3) * other / np.linalg.norm(other)
-    w = _nearest_non_gaussian(xw @ q.T, start)
+    w = nearest_non_gaussian(xw @ q.T, start)
     # The fixed point's error is sampling noise: its asymptotic variance for this source and tanh is about
     # 1 / n per Gaussian direction, so about sqrt(11 / 4000) = 0.05 rad in all; 0.99 in |cos| allows 0.14 rad.
     # A step that went nowhere would stay at cos 60 deg = 0.5.
@@ -213,6 +211,17 @@ def test_errors_name_what_is_missing(tmp_path, run_dir):
     (tmp_path / "classify" / "predictions.csv").write_text((run_dir / "classify" / "predictions.csv").read_text())
     res = CliRunner().invoke(main, ["discover", str(tmp_path)])  # no cohort/ and no classify/metrics.json
     assert res.exit_code == 1 and "--cohort" in res.output
+
+
+def test_device_option(run_dir, tmp_path):
+    """discover takes --device like the other stages (embedding features run there); a GPU that is not
+    there is a one-line error, not a traceback."""
+    res = CliRunner().invoke(main, ["discover", str(run_dir), "--features", "embedding", "--device", "cpu",
+                                    "--out", str(tmp_path / "cpu")])
+    assert res.exit_code == 0, res.output
+    if not torch.cuda.is_available():
+        res = CliRunner().invoke(main, ["discover", str(run_dir), "--device", "cuda", "--out", str(tmp_path / "gpu")])
+        assert res.exit_code == 1 and "--device cuda" in res.output and "Traceback" not in res.output
 
 
 def test_backend_choice():

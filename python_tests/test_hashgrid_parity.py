@@ -1,4 +1,4 @@
-"""Kernels (CPU, and CUDA when present) against the pure-PyTorch reference of HASHGRID_SPEC.md.
+"""Kernels (CPU, and CUDA when present) against the pure-PyTorch reference of docs/HASHGRID_SPEC.md.
 
 Tolerances:
 - FLOAT64_RTOL = 1e-10 (max-norm relative) is the contract of the Foundation issue for float64 outputs and

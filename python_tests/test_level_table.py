@@ -29,7 +29,7 @@ def test_cpp_level_table_matches_reference(cfg):
 
 
 def test_default_3d_counts_match_tiny_cuda_nn():
-    # HASHGRID_SPEC.md: levels 0-2 dense (16^3, 32^3, 64^3 vertices), 13 hashed levels of 2^19 entries.
+    # docs/HASHGRID_SPEC.md: levels 0-2 dense (16^3, 32^3, 64^3 vertices), 13 hashed levels of 2^19 entries.
     enc = mbf.HashGridEncoding()
     t = enc.level_table()
     assert list(t["resolution"][:3]) == [16, 32, 64]

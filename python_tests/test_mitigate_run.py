@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from morphbias_fast.cli import main
 from morphbias_fast.data.synth import SynthConfig, synthesize
+from morphbias_fast.mitigate import oracle_weights
 from morphbias_fast.mitigate.augment import counterfactual_latents, paper_latents
-from morphbias_fast.mitigate.stage import oracle_weights
 
 
 def test_counterfactual_moves_each_case_across_by_the_planted_shift():
@@ -78,7 +78,7 @@ def run_out(tmp_path_factory):
 def test_run_writes_every_stage_and_a_report(run_out):
     _, out, output = run_out
     # (No augmentations.png check here: at 8 mm voxels the 2 mm bias is invisible to this classifier, so
-    # discovery may find no split; test_counterfactual_mitigation_decodes_flipped_cases covers generation.)
+    # discovery may find no split; test_generating_strategies_decode_new_cases covers generation.)
     for f in ("classify/predictions.csv", "register/latents.npz", "discover/subgroups.csv",
               "mitigate/predictions.csv", "mitigate_oracle/predictions.csv",
               "unbiased/predictions.csv", "metrics.json", "report.html"):
@@ -151,6 +151,37 @@ def test_generating_strategies_decode_new_cases(run_out, strategy):
     assert (dest / "augmentations.png").stat().st_size > 0
 
 
+def test_a_registered_toy_strategy_runs(run_out, tmp_path):
+    """Adding a strategy is one function: this one up-weights diseased cases and asks for every train case's
+    own registered latent to be decoded as an extra image. The stage must train on the originals plus one
+    generated image per train case and write classify's files."""
+    from morphbias_fast import mitigate
+    from morphbias_fast.runfolder import RunFolder
+
+    cohort, out, _ = run_out
+    seen = []
+
+    @mitigate.strategy("toy", "test only: diseased x2, each train case's latent decoded once more")
+    def toy(inp):
+        seen.append(inp.seed)
+        y = inp.cohort.labels[inp.tr]
+        return mitigate.Plan(weights=np.where(y == 1, 2.0, 1.0), val_weight=None, latents=inp.train_latents(),
+                             labels=y, examples=inp.cohort.images[inp.tr][:6], caption="toy")
+
+    try:
+        res = mitigate.run(RunFolder(out), mitigate.Config(strategy="toy", seed=5, epochs=2, out=tmp_path / "toy",
+                                                           cohort=cohort, progress=False))
+    finally:
+        del mitigate.STRATEGIES["toy"]
+    assert seen == [5]
+    metrics = json.loads((tmp_path / "toy" / "metrics.json").read_text())
+    n_train = int((pd.read_csv(cohort / "participants.tsv", sep="\t").split == "train").sum())
+    assert metrics["strategy"] == "toy" and metrics["generated"] == n_train and metrics["train_size"] == 2 * n_train
+    assert len(res.predictions) == len(pd.read_csv(cohort / "participants.tsv", sep="\t"))
+    assert (tmp_path / "toy" / "predictions.csv").exists() and (tmp_path / "toy" / "augmentations.png").exists()
+    assert "test accuracy" in res.summary()
+
+
 def test_seed_aggregate_by_hand():
     from morphbias_fast.report.metrics import aggregate
 
@@ -204,18 +235,18 @@ def test_run_needs_a_bias_column_before_any_work(tmp_path, run_out):
 def test_seeds_always_means_seed_folders(tmp_path, monkeypatch, args, folder):
     """`--seeds 4` adds seed 4 to a multi-seed folder (OUT/seed_4), as --help says; `--seed 4` runs in OUT.
     The stages are stubbed: this is about where the run goes."""
-    from morphbias_fast import pipeline
-    from morphbias_fast.report import html
+    from morphbias_fast import pipeline, report
+    from morphbias_fast.report import stage as report_stage
 
     where = []
     row = {"recall_NB": 0.5, "recall_B": 0.5, "acc_B": 0.5, "acc_NB": 0.5, "prec_B": 0.5, "prec_NB": 0.5}
 
     def fake_run_one(run_dir, *a, **k):
         where.append(run_dir)
-        return {"rows": [{"model": "biased", **row}]}
+        return report.Result({"rows": [{"model": "biased", **row}]}, run_dir / "report.html")
 
     monkeypatch.setattr(pipeline, "run_one", fake_run_one)
-    monkeypatch.setattr(html, "write_report", lambda *a, **k: None)
+    monkeypatch.setattr(report_stage, "write_report", lambda *a, **k: None)
     res = CliRunner().invoke(main, ["run", "--out", str(tmp_path), *args])
     assert res.exit_code == 0, res.output
     assert where == [tmp_path / folder if folder else tmp_path]

@@ -9,12 +9,18 @@ import SimpleITK as sitk
 import torch
 from click.testing import CliRunner
 
+from morphbias_fast import register
 from morphbias_fast.cli import main
 from morphbias_fast.data.synth import SynthConfig, synthesize
 from morphbias_fast.errors import MorphbiasError
-from morphbias_fast.register import RegisterConfig, run_register
-from morphbias_fast.register.model import build_model
-from morphbias_fast.register.train import det_identity_plus
+from morphbias_fast.register import INRConfig, build_model, det_identity_plus
+from morphbias_fast.runfolder import RunFolder
+
+
+def run_register(cohort, run_dir, inr: INRConfig, resume: bool = False) -> dict:
+    """The register stage, quietly, on RUN_DIR; its metrics."""
+    return register.run(RunFolder(run_dir), register.Config(cohort, inr, resume=resume)).metrics
+
 
 TINY = dict(steps=30, time_budget=None, fit_steps=8, batch_subjects=4, points=256, seed=0, device="cpu")
 
@@ -51,7 +57,7 @@ def test_explicit_determinant(dim):
 
 
 def test_stage_outputs(cohort, tmp_path):
-    m = run_register(cohort, tmp_path, RegisterConfig(**TINY), progress=False)
+    m = run_register(cohort, tmp_path, INRConfig(**TINY))
     lat = np.load(tmp_path / "register" / "latents.npz")
     assert len(lat["participant_id"]) == 16 and lat["z"].shape == (16, 128)
     assert set(lat["split"]) == {"train", "val", "test"}
@@ -63,7 +69,7 @@ def test_stage_outputs(cohort, tmp_path):
 
 
 def test_decode_writes_a_field_simpleitk_applies(cohort, tmp_path):
-    run_register(cohort, tmp_path, RegisterConfig(**TINY), progress=False)
+    run_register(cohort, tmp_path, INRConfig(**TINY))
     field, warped = tmp_path / "f.nii.gz", tmp_path / "w.nii.gz"
     result = CliRunner().invoke(main, ["decode", str(tmp_path), "--subject", "sub-0002", "--out", str(field),
                                        "--warped", str(warped)])
@@ -79,8 +85,8 @@ def test_decode_writes_a_field_simpleitk_applies(cohort, tmp_path):
 
 
 def test_resume_ends_where_the_uninterrupted_run_ends(cohort, tmp_path, monkeypatch):
-    cfg = RegisterConfig(**{**TINY, "steps": 24})
-    full = run_register(cohort, tmp_path / "full", cfg, progress=False)
+    cfg = INRConfig(**{**TINY, "steps": 24})
+    full = run_register(cohort, tmp_path / "full", cfg)
     assert full["train"]["steps"] == 24
 
     import morphbias_fast.register.train as train_mod
@@ -96,10 +102,10 @@ def test_resume_ends_where_the_uninterrupted_run_ends(cohort, tmp_path, monkeypa
 
     monkeypatch.setattr(train_mod, "loss_terms", interrupting)
     with pytest.raises(KeyboardInterrupt):
-        run_register(cohort, tmp_path / "cut", cfg, progress=False)
+        run_register(cohort, tmp_path / "cut", cfg)
     assert (tmp_path / "cut" / "register" / "train_state.pt").exists()
     monkeypatch.setattr(train_mod, "loss_terms", real)
-    resumed = run_register(cohort, tmp_path / "cut", cfg, resume=True, progress=False)
+    resumed = run_register(cohort, tmp_path / "cut", cfg, resume=True)
     assert resumed["train"]["steps"] == 24
     a = np.load(tmp_path / "full" / "register" / "latents.npz")["z"]
     b = np.load(tmp_path / "cut" / "register" / "latents.npz")["z"]
@@ -114,7 +120,7 @@ def test_refuses_cohort_without_atlas(cohort, tmp_path):
     shutil.copytree(cohort, broken)
     shutil.rmtree(broken / "atlas")
     with pytest.raises(MorphbiasError, match="atlas"):
-        run_register(broken, tmp_path / "run", RegisterConfig(**TINY), progress=False)
+        run_register(broken, tmp_path / "run", INRConfig(**TINY))
 
 
 def test_two_gloo_processes_match_one(cohort, tmp_path):
@@ -163,8 +169,8 @@ def test_bench_register_reports_both_architectures(cohort, tmp_path):
 def test_three_d_cohort_registers_and_decodes(tmp_path):
     cohort3 = tmp_path / "c3"
     synthesize(cohort3, SynthConfig(n_train=4, n_val=2, n_test=4, dim=3, spacing=8.0), progress=False)
-    cfg = RegisterConfig(**{**TINY, "steps": 5, "fit_steps": 3, "batch_subjects": 2, "points": 128})
-    m = run_register(cohort3, tmp_path / "run", cfg, progress=False)
+    cfg = INRConfig(**{**TINY, "steps": 5, "fit_steps": 3, "batch_subjects": 2, "points": 128})
+    m = run_register(cohort3, tmp_path / "run", cfg)
     assert set(m["splits"]) == {"train", "val", "test"}
     out = tmp_path / "f.nii.gz"
     result = CliRunner().invoke(main, ["decode", str(tmp_path / "run"), "--subject", "sub-0001", "--out", str(out)])
