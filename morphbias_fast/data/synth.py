@@ -3,7 +3,8 @@
 Every subject image is the atlas warped by exp(v), v = sum_k s_k * global_mode_k (subject effect)
 + c_d * disease_mode (right insula) + bias * c_b * bias_mode (left putamen), with
 s_k ~ truncated N(0,1) on [-3.5, 3.5], c_d ~ N(+1,1) for diseased and N(-1,1) for controls, c_b ~ N(2,1).
-P(bias | disease) = bias_level, P(bias | no disease) = 1 - bias_level; disease prevalence 0.5 in train and
+P(bias | disease) = bias_level, P(bias | no disease) = 1 - bias_level (c_b is drawn for every subject and
+stored; it acts only where bias = 1); disease prevalence 0.5 in train and
 val; the test split is balanced over the four (bias, disease) groups. Counts are exact (shuffled), not
 Bernoulli draws, so every cohort has the skew it was asked for.
 
@@ -102,7 +103,9 @@ def draw_participants(cfg: SynthConfig, rng: np.random.Generator) -> pd.DataFram
     width = max(4, len(str(n)))
     df.insert(0, "participant_id", [f"sub-{i + 1:0{width}d}" for i in range(n)])
     df["disease_coef"] = np.where(df["disease"] == 1, rng.normal(1.0, 1.0, n), rng.normal(-1.0, 1.0, n))
-    df["bias_coef"] = np.where(df["bias"] == 1, rng.normal(2.0, 1.0, n), 0.0)
+    # Drawn for every subject (only cases with the bias carry the effect, bias * bias_coef), so that every
+    # subject's counterfactual twin, the same subject with the bias flipped, is defined (twins.py).
+    df["bias_coef"] = rng.normal(2.0, 1.0, n)
     s = _truncnorm(rng, (n, cfg.n_modes))
     for k in range(cfg.n_modes):
         df[f"subject_coef_{k}"] = s[:, k]
@@ -117,6 +120,24 @@ def build_modes(cfg: SynthConfig, tpl: Template, rng: np.random.Generator) -> to
     regions = [deform.region_mode(tpl.image.shape, tpl.voxel_of(REGIONS[name]), cfg.region_radius_mm / sp) * mm / sp
                for name, mm in (("disease", cfg.disease_mm), ("bias", cfg.bias_mm))]
     return torch.from_numpy(np.concatenate([glob, np.stack(regions)]))
+
+
+def coefficients(df: pd.DataFrame, cfg: SynthConfig, bias: np.ndarray | None = None) -> np.ndarray:
+    """[n, n_modes + 2] float32 mode coefficients: subject modes, disease, bias * bias_coef (`bias` overrides the
+    table's bias column: the counterfactual twins)."""
+    bias = df["bias"].to_numpy() if bias is None else np.asarray(bias)
+    return np.concatenate([df[[f"subject_coef_{k}" for k in range(cfg.n_modes)]].to_numpy(),
+                           df[["disease_coef"]].to_numpy(), (bias * df["bias_coef"].to_numpy())[:, None]],
+                          axis=1).astype(np.float32)
+
+
+def render(coefs: np.ndarray, modes: torch.Tensor, atlas: torch.Tensor, cfg: SynthConfig):
+    """(displacements [n, D, *shape], images [n, *shape]) of a batch of coefficient rows: the atlas warped by
+    exp(sum_k c_k * mode_k)."""
+    with torch.no_grad():
+        v = torch.einsum("bk,kd...->bd...", torch.from_numpy(coefs), modes)
+        u = deform.exp_svf(v, cfg.squaring_steps)
+        return u, deform.warp(atlas, u)[:, 0].numpy()
 
 
 def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
@@ -154,27 +175,22 @@ def synthesize(out_dir: Path, cfg: SynthConfig, overwrite: bool = False, progres
         _save_gz(_nifti(tpl.mask.astype(np.uint8), tpl.affine), tmp / "atlas" / "atlas_mask.nii.gz")
         ref_itk = sitk.ReadImage(str(tmp / "atlas" / "atlas_T1w.nii.gz"))
 
-        coefs = np.concatenate([df[[f"subject_coef_{k}" for k in range(cfg.n_modes)]].to_numpy(),
-                                df[["disease_coef"]].to_numpy(), (df["bias"] * df["bias_coef"]).to_numpy()[:, None]],
-                               axis=1).astype(np.float32)
+        coefs = coefficients(df, cfg)
         atlas = torch.from_numpy(tpl.image)[None, None]
         bar = tqdm(total=len(df), desc="synth", unit="subject", disable=not progress)
-        with torch.no_grad():
-            for lo in range(0, len(df), batch):
-                c = torch.from_numpy(coefs[lo: lo + batch])
-                v = torch.einsum("bk,kd...->bd...", c, modes)
-                u = deform.exp_svf(v, cfg.squaring_steps)
-                imgs = deform.warp(atlas, u)[:, 0].numpy()
-                for b in range(len(c)):
-                    pid = df["participant_id"].iloc[lo + b]
-                    anat = tmp / pid / "anat"
-                    anat.mkdir(parents=True)
-                    _save_gz(_nifti(imgs[b].astype(np.float32), tpl.affine), anat / f"{pid}_T1w.nii.gz")
-                    xfm = tmp / "derivatives" / "synth" / pid / "anat"
-                    xfm.mkdir(parents=True)
-                    sitk.WriteImage(fields.to_itk(u[b].numpy(), ref_itk),
-                                    str(xfm / f"{pid}_desc-displacement_xfm.nii.gz"), useCompression=True)
-                bar.update(len(c))
+        for lo in range(0, len(df), batch):
+            c = coefs[lo: lo + batch]
+            u, imgs = render(c, modes, atlas, cfg)
+            for b in range(len(c)):
+                pid = df["participant_id"].iloc[lo + b]
+                anat = tmp / pid / "anat"
+                anat.mkdir(parents=True)
+                _save_gz(_nifti(imgs[b].astype(np.float32), tpl.affine), anat / f"{pid}_T1w.nii.gz")
+                xfm = tmp / "derivatives" / "synth" / pid / "anat"
+                xfm.mkdir(parents=True)
+                sitk.WriteImage(fields.to_itk(u[b].numpy(), ref_itk),
+                                str(xfm / f"{pid}_desc-displacement_xfm.nii.gz"), useCompression=True)
+            bar.update(len(c))
         bar.close()
 
         df.to_csv(tmp / "participants.tsv", sep="\t", index=False, float_format="%.6f")
