@@ -4,7 +4,7 @@ import pytest
 from fairlearn.metrics import MetricFrame
 from sklearn.metrics import accuracy_score, precision_score, recall_score
 
-from morphbias_fast.evaluation import group_metrics
+from morphbias_fast.evaluation import cell_metrics, group_metrics, twin_metrics
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -35,3 +35,58 @@ def test_bootstrap_interval_contains_the_estimate_and_is_reproducible():
 def test_undefined_recall_is_nan():
     m = group_metrics([0, 0, 1], [0, 1, 1], [1, 1, 0], n_boot=10)
     assert np.isnan(m["recall_B"]) and m["recall_NB"] == 1.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_cell_metrics_match_fairlearn(seed):
+    """Cell accuracies from MetricFrame over the four (bias, disease) cells; the equalized-odds gap from
+    fairlearn's equalized_odds_difference; the shortcut effect from MetricFrame's per-group TPR and FPR;
+    balanced accuracy from scikit-learn. The same counts and one division each: equal to rounding (1e-12)."""
+    from fairlearn.metrics import equalized_odds_difference, false_positive_rate, true_positive_rate
+    from sklearn.metrics import balanced_accuracy_score
+
+    rng = np.random.default_rng(seed)
+    n = 400
+    y, b = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    p = np.where(rng.random(n) < 0.7, y, 1 - y)
+    m = cell_metrics(y, p, b, n_boot=200)
+    cells = np.array([f"{'B' if bb else 'NB'}{'D' if yy else 'ND'}" for bb, yy in zip(b, y)])
+    by_cell = MetricFrame(metrics=accuracy_score, y_true=y, y_pred=p, sensitive_features=cells).by_group
+    for c in ("BD", "BND", "NBD", "NBND"):
+        assert m[f"acc_{c}"] == pytest.approx(by_cell[c], abs=1e-12)
+    assert m["wga"] == pytest.approx(by_cell.min(), abs=1e-12)
+    assert m["eo_gap"] == pytest.approx(equalized_odds_difference(y, p, sensitive_features=b), abs=1e-12)
+    rates = MetricFrame(metrics={"tpr": true_positive_rate, "fpr": false_positive_rate}, y_true=y, y_pred=p,
+                        sensitive_features=b).by_group
+    effect = ((rates.loc[1, "tpr"] - rates.loc[0, "tpr"]) + (rates.loc[1, "fpr"] - rates.loc[0, "fpr"])) / 2
+    assert m["shortcut_effect"] == pytest.approx(effect, abs=1e-12)
+    assert m["bal_acc"] == pytest.approx(balanced_accuracy_score(y, p), abs=1e-12)
+    for k, (lo, hi) in m["ci"].items():
+        assert lo <= m[k] <= hi, k
+
+
+def test_shortcut_effect_sign_and_stratified_bootstrap():
+    """A model that predicts disease exactly when the bias is present has effect +1 (its TPR and FPR in B are 1,
+    in NB 0); the opposite model -1. Resampling within cells keeps cell sizes, so a cell that is all correct stays
+    all correct in every resample: its interval is a point."""
+    b = np.repeat([1, 1, 0, 0], 25)
+    y = np.tile(np.repeat([1, 0], 25), 2)
+    m = cell_metrics(y, b, b, n_boot=100)
+    assert m["shortcut_effect"] == 1.0 and m["wga"] == 0.0 and m["ci"]["acc_BD"] == [1.0, 1.0]
+    assert cell_metrics(y, 1 - b, b, n_boot=100)["shortcut_effect"] == -1.0
+    with pytest.raises(ValueError, match="cell"):
+        cell_metrics(y[:50], y[:50], b[:50])
+
+
+def test_twin_metrics_by_hand():
+    """Subjects with the bias: p 0.9 on themselves, 0.6 on their bias-free twins (+0.3); subjects without: p 0.2
+    on themselves, 0.6 on their twins with the bias (+0.4). Every NB subject's label flips (0.2 -> 0.6 crosses
+    0.5), no B subject's (0.9 -> 0.6): half of all."""
+    b = np.repeat([1, 1, 0, 0], 10)
+    y = np.tile(np.repeat([1, 0], 10), 2)
+    own = np.where(b == 1, 0.9, 0.2)
+    twin = np.full(40, 0.6)
+    t = twin_metrics(own, twin, b, y, n_boot=50)
+    assert t["cf_sensitivity"] == pytest.approx(0.35, abs=1e-12)
+    assert t["cf_flip_rate"] == pytest.approx(0.5, abs=1e-12)
+    assert t["ci"]["cf_sensitivity"] == pytest.approx([0.35, 0.35], abs=1e-12)  # constant within each cell
