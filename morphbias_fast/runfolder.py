@@ -184,6 +184,12 @@ class RunFolder:
                  "unbiased": self.unbiased_predictions}
         return {k: v for k, v in files.items() if v.exists()}
 
+    def model_files(self) -> dict[str, Path]:
+        """Report row name -> the classifier (model.pt) behind it, for those that exist."""
+        files = {"biased": self.classify.model, **{name: f.model for name, f in self.mitigations().items()},
+                 "unbiased": self.unbiased.classify.model}
+        return {k: v for k, v in files.items() if v.exists()}
+
     def done(self, stage: str, strategy: str = DEFAULT_STRATEGY) -> bool:
         """Whether `stage` (one of STAGES; mitigate for `strategy`) has written its final file."""
         marker = {"classify": self.classify.predictions, "register": self.register.latents,

@@ -111,6 +111,19 @@ def test_metrics_agree_with_fairlearn(run_out):
                     assert np.isnan(theirs)
                 else:
                     assert ours == theirs  # the same counts and one division: exactly equal
+        b = bias.reindex(p.participant_id).to_numpy()
+        cells = np.array([f"{'B' if bb else 'NB'}{'D' if yy else 'ND'}" for bb, yy in zip(b, p.y_true)])
+        by_cell = MetricFrame(metrics=accuracy_score, y_true=p.y_true, y_pred=p.y_pred, sensitive_features=cells)
+        for c in ("BD", "BND", "NBD", "NBND"):
+            assert row[f"acc_{c}"] == pytest.approx(by_cell.by_group[c], abs=1e-12)
+        assert row["wga"] == pytest.approx(by_cell.by_group.min(), abs=1e-12)
+        # every model has its counterfactual-twin figures (a synthetic cohort), with intervals
+        assert -1 <= row["cf_sensitivity"] <= 1 and 0 <= row["cf_flip_rate"] <= 1
+        assert {"wga", "shortcut_effect", "eo_gap", "cf_sensitivity"} <= set(row["ci"])
+    by = {r["model"]: r for r in metrics["rows"]}
+    if by["unbiased"]["wga"] > by["biased"]["wga"]:
+        want = (by["mitigated"]["wga"] - by["biased"]["wga"]) / (by["unbiased"]["wga"] - by["biased"]["wga"])
+        assert by["mitigated"]["wga_gap_closed"] == pytest.approx(want, abs=1e-12)
 
 
 def test_rerun_skips_finished_stages(run_out):
@@ -250,3 +263,23 @@ def test_seeds_always_means_seed_folders(tmp_path, monkeypatch, args, folder):
     res = CliRunner().invoke(main, ["run", "--out", str(tmp_path), *args])
     assert res.exit_code == 0, res.output
     assert where == [tmp_path / folder if folder else tmp_path]
+
+
+def test_seed_statistics_by_hand():
+    """Five seeds: the t-interval of the mean with t(0.975, 4) = 2.776445 from a printed table, and the paired
+    Wilcoxon test of the default against oracle where the default is higher on all five seeds: the exact
+    two-sided p of n = 5 is 2 / 2^5 = 0.0625 (the smallest five seeds can give)."""
+    from morphbias_fast.report.metrics import aggregate
+
+    def row(model, wga):
+        return {"model": model, "acc_B": 0.5, "acc_NB": 0.5, "recall_B": 0.5, "recall_NB": 0.5, "prec_B": 0.5,
+                "prec_NB": 0.5, "acc": 0.5, "wga": wga}
+
+    seeds = [{"rows": [row("biased", 0.1), row("mitigated", 0.5 + k / 10), row("oracle", 0.4 + k / 20)]}
+             for k in range(5)]
+    out = aggregate(seeds)
+    m = {r["model"]: r for r in out["rows"]}["mitigated"]
+    h = 2.776445 * np.std([0.5, 0.6, 0.7, 0.8, 0.9], ddof=1) / np.sqrt(5)
+    assert m["wga_ci95"] == pytest.approx([0.7 - h, 0.7 + h], abs=1e-6)  # the table's 7 digits
+    test = next(t for t in out["paired_tests"] if t["b"] == "oracle" and t["metric"] == "wga")
+    assert test["wins_of_a"] == 5 and test["p_wilcoxon"] == pytest.approx(0.0625, abs=1e-12)

@@ -9,30 +9,35 @@ from pathlib import Path
 import pandas as pd
 
 from morphbias_fast.data import load_cohort
-from morphbias_fast.report import COLUMNS, aggregate, metrics_table
+from morphbias_fast.report import COLUMNS, aggregate, metrics_table, twin_probabilities
 from morphbias_fast.runfolder import RunFolder
 
-EXTRA_COLUMNS = ("gap_closed", "acc_B_drop", "gap_closed_of_means")
+HEADLINE_COLUMNS = ("wga", "wga_gap_closed", "wga_gap_closed_of_means", "shortcut_effect", "cf_sensitivity",
+                    "cf_flip_rate", "bal_acc", "eo_gap", "acc_NBND")
+PAPER_COLUMNS = (*COLUMNS, "gap_closed", "acc_B_drop", "gap_closed_of_means")
 
 
 def one_run(run: RunFolder) -> dict:
-    cohort = load_cohort(run.resolve_cohort(), load_images=False)
-    return metrics_table(run, pd.Series(cohort.bias, index=cohort.ids))
+    """The report's table of one finished run, recomputed from its files (twins included on synthetic cohorts)."""
+    cohort_dir = run.resolve_cohort()
+    cohort = load_cohort(cohort_dir, load_images=False)
+    twins = twin_probabilities(run, cohort_dir, cohort.ids[cohort.index("test")])
+    return metrics_table(run, pd.Series(cohort.bias, index=cohort.ids), twins)
 
 
-def format_table(title: str, rows: list[dict]) -> str:
-    def cell(r, k, digits):
-        v = r.get(k)
-        if v is None:
-            return ""
-        sd = r.get(f"{k}_std")
-        return f"{v:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")
+def _cell(r: dict, k: str) -> str:
+    """value ± std [interval]: the bootstrap interval of one run, the t-interval of a seed mean."""
+    v = r.get(k)
+    if v is None:
+        return "-"
+    sd, ci = r.get(f"{k}_std"), r.get(f"{k}_ci95") or r.get("ci", {}).get(k)
+    return f"{v:.3f}" + (f" ± {sd:.3f}" if sd is not None else "") + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 
-    lines = [f"\n{title}\n| model | " + " | ".join(COLUMNS) + " | gap closed | acc B drop | gap closed of means |",
-             "|---" * (len(COLUMNS) + 4) + "|"]
-    for r in rows:
-        cells = [cell(r, k, 3) or "-" for k in COLUMNS] + [cell(r, k, 2) for k in EXTRA_COLUMNS]
-        lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
+
+def format_table(title: str, rows: list[dict], columns=HEADLINE_COLUMNS) -> str:
+    present = [k for k in columns if any(r.get(k) is not None for r in rows)]
+    lines = [f"\n{title}\n| model | " + " | ".join(present) + " |", "|---" * (len(present) + 1) + "|"]
+    lines += [f"| {r['model']} | " + " | ".join(_cell(r, k) for k in present) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -52,5 +57,10 @@ def run(paths: list[Path], echo=print) -> dict:
                 echo(format_table(str(r.root), per_seed[r.root.name]["rows"]))
         agg = aggregate(list(per_seed.values()))
         out[str(path)] = {"seeds": list(per_seed), "per_seed": per_seed, "mean_std": agg}
-        echo(format_table(f"{path}: mean ± std over {', '.join(per_seed)}", agg["rows"]))
+        echo(format_table(f"{path}: mean ± std [95% t-interval] over {', '.join(per_seed)}", agg["rows"]))
+        echo(format_table(f"{path}: the paper's columns, mean ± std", agg["rows"], PAPER_COLUMNS))
+        for t in agg["paired_tests"]:
+            p = "-" if t["p_wilcoxon"] is None else f"{t['p_wilcoxon']:.3f}"
+            echo(f"  {t['a']} vs {t['b']} on {t['metric']}: mean difference {t['mean_difference']:+.3f}, "
+                 f"higher on {t['wins_of_a']} of {t['n']} seeds, Wilcoxon p {p}")
     return out

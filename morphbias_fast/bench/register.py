@@ -42,8 +42,9 @@ def run(cohort_dir: Path | None, budgets: dict, device: str = "cpu", seed: int =
         model.eval()
         m = split_metrics(model, imgs, z, np.arange(len(tr)), _TrainView(cohort, tr), mask, spacing)
         results["arch"][arch] = {"budget_s": budget, "steps": info["steps"],
-                                 "steps_per_s": info["steps"] / info["seconds"], "train_epe_mm": m["epe_mm"], "true_displacement_mm": m["true_displacement_mm"],
-                                 "epe_ratio": m["epe_ratio"], "folded_fraction_max": m["folded_fraction_max"]}
+                                 "steps_per_s": info["steps"] / info["seconds"], "train_epe_mm": m["epe_mm"],
+                                 "true_displacement_mm": m["true_displacement_mm"], "epe_ratio": m["epe_ratio"],
+                                 "folded_fraction_max": m["folded_fraction_max"]}
     a = results["arch"]
     if "hashgrid" in a and "siren" in a:
         results["hashgrid_at_least_as_accurate"] = a["hashgrid"]["train_epe_mm"] <= a["siren"]["train_epe_mm"]

@@ -1,10 +1,13 @@
 """The report stage (Config, run, Result; run_seeds for a seed aggregate).
 
 metrics.py  the paper's table per model on the test split (checked against fairlearn), gap closed, seed means
-page.py     report.html: the table and the figures, self-contained
+twins.py    every model on the counterfactual twins of the test subjects
+page.py     report.html: the headline, the cells, the paper's table and the figures, self-contained
 stage.py    writes RUN/metrics.json and RUN/report.html
 """
 from morphbias_fast.report.metrics import COLUMNS, aggregate, gap_closed, metrics_table
 from morphbias_fast.report.stage import Config, Result, run, run_seeds
+from morphbias_fast.report.twins import twin_probabilities
 
-__all__ = ["Config", "Result", "run", "run_seeds", "COLUMNS", "aggregate", "gap_closed", "metrics_table"]
+__all__ = ["Config", "Result", "run", "run_seeds", "COLUMNS", "aggregate", "gap_closed", "metrics_table",
+           "twin_probabilities"]

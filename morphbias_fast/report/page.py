@@ -12,11 +12,18 @@ from matplotlib.figure import Figure
 
 from morphbias_fast.data import Cohort
 from morphbias_fast.discover import side_delta
+from morphbias_fast.evaluation import CELL_METRICS
 from morphbias_fast.files import atomic_path
-from morphbias_fast.report.metrics import COLUMNS
+from morphbias_fast.report.metrics import COLUMNS, HEADLINE
 from morphbias_fast.runfolder import RunFolder
 
 GROUPS = {0: "NB & no disease", 1: "NB & disease", 2: "B & no disease", 3: "B & disease"}
+LABELS = {"wga": "worst-group accuracy", "wga_gap_closed": "WGA gap closed", "shortcut_effect": "shortcut effect",
+          "cf_sensitivity": "counterfactual sensitivity", "cf_reduction": "cf sensitivity removed",
+          "cf_flip_rate": "counterfactual flip rate", "bal_acc": "balanced accuracy", "eo_gap": "equalized-odds gap",
+          "acc_BD": "acc B&D", "acc_BND": "acc B&ND", "acc_NBD": "acc NB&D", "acc_NBND": "acc NB&ND",
+          "gap_closed": "recall-NB gap closed (unbounded)", "gap_closed_of_means": "of the seed means",
+          "wga_gap_closed_of_means": "WGA gap closed of the seed means"}
 
 
 def _png(fig: Figure) -> str:
@@ -29,19 +36,32 @@ def _fmt(r, k):
     v = r.get(k)
     if v is None:
         return "-"
-    sd = r.get(f"{k}_std")
-    return f"{v:.2f}" + (f" &plusmn; {sd:.2f}" if sd is not None else "")
+    sd, ci = r.get(f"{k}_std"), r.get("ci", {}).get(k) or r.get(f"{k}_ci95")
+    text = f"{v:.2f}" + (f" &plusmn; {sd:.2f}" if sd is not None else "")
+    return text + (f"<br><small>[{ci[0]:.2f}, {ci[1]:.2f}]</small>" if ci else "")
 
 
-def table_html(metrics: dict) -> str:
-    cols = (*COLUMNS, "gap_closed", "acc_B_drop")
-    if any("gap_closed_of_means" in r for r in metrics["rows"]):  # a seed aggregate
-        cols = (*cols, "gap_closed_of_means")
-    head = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in cols)
+def table_html(metrics: dict, cols: tuple) -> str:
+    present = [c for c in cols if any(r.get(c) is not None for r in metrics["rows"])]
+    head = "".join(f"<th>{LABELS.get(c, c.replace('_', ' '))}</th>" for c in present)
     body = ""
     for r in metrics["rows"]:
-        body += f"<tr><td>{html.escape(r['model'])}</td>" + "".join(f"<td>{_fmt(r, k)}</td>" for k in cols) + "</tr>"
+        body += f"<tr><td>{html.escape(r['model'])}</td>" + "".join(f"<td>{_fmt(r, k)}</td>" for k in present) + "</tr>"
     return f"<table><tr><th>model</th>{head}</tr>{body}</table>"
+
+
+def tests_html(metrics: dict) -> str:
+    tests = metrics.get("paired_tests") or []
+    if not tests:
+        return ""
+
+    def p_value(t):
+        return "-" if t["p_wilcoxon"] is None else f"{t['p_wilcoxon']:.3f}"
+
+    rows = "".join(f"<tr><td>{t['a']} vs {t['b']}</td><td>{t['metric']}</td><td>{t['mean_difference']:+.3f}</td>"
+                   f"<td>{t['wins_of_a']} of {t['n']}</td><td>{p_value(t)}</td></tr>" for t in tests)
+    return ("<h2>Paired across seeds (Wilcoxon signed-rank, two-sided)</h2><table><tr><th>models</th><th>metric</th>"
+            f"<th>mean difference</th><th>seeds where the first is higher</th><th>p</th></tr>{rows}</table>")
 
 
 def bar_values(rows: list[dict], key: str) -> np.ndarray:
@@ -121,9 +141,22 @@ def discovery_figures(run: RunFolder, cohort: Cohort) -> str:
 def write_report(run: RunFolder, metrics: dict, cohort: Cohort | None = None,
                  title: str = "morphbias-fast report") -> None:
     parts = [f"<h1>{html.escape(title)}</h1>",
-             ("<p>Test split, balanced over bias and disease. B = cases with the bias, NB = without. Gap closed = "
-              "(recall NB of the model - biased) / (unbiased - biased); acc B drop = biased acc B - model acc B.</p>"),
-             table_html(metrics), "<h2>Per-group results</h2>", bars_figure(metrics)]
+             ("<p>Test split, balanced over the four bias x disease cells. B = cases with the bias, NB = without. "
+              "Worst-group accuracy (WGA) is the lowest of the four cell accuracies; WGA gap closed = (WGA of the "
+              "model - biased) / (unbiased - biased). Shortcut effect = ((TPR_B - TPR_NB) + (FPR_B - FPR_NB)) / 2: "
+              "positive, the model takes the bias as evidence of disease; negative, it has learnt the reverse; 0 is "
+              "the aim. Counterfactual sensitivity = mean over test subjects of p(disease | bias present) - "
+              "p(disease | bias absent), each subject against its twin generated with the bias flipped (synthetic "
+              "cohorts). Intervals: 95% bootstrap, stratified over the cells (one run), or t-intervals over seeds."
+              "</p>"),
+             "<h2>Headline</h2>", table_html(metrics, (*HEADLINE, "wga_gap_closed_of_means")), tests_html(metrics),
+             "<h2>Cells</h2>", table_html(metrics, CELL_METRICS[:4]),
+             "<h2>The paper's table</h2>",
+             ("<p>The recall-NB gap closed = (recall NB of the model - biased) / (unbiased - biased) is the paper's "
+              "measure. It has no upper bound: a model that calls every case without the bias diseased scores "
+              "highest. acc B drop = biased acc B - model acc B.</p>"),
+             table_html(metrics, (*COLUMNS, "gap_closed", "gap_closed_of_means", "acc_B_drop")),
+             "<h2>Per-group results</h2>", bars_figure(metrics)]
     if cohort is not None:
         parts += ["<h2>Discovery (train split)</h2>", discovery_figures(run, cohort)]
     for name, folder in run.mitigations().items():

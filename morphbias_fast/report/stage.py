@@ -11,6 +11,7 @@ from morphbias_fast.data import load_cohort
 from morphbias_fast.files import write_json
 from morphbias_fast.report.metrics import aggregate, metrics_table
 from morphbias_fast.report.page import write_report
+from morphbias_fast.report.twins import twin_probabilities
 from morphbias_fast.runfolder import RunFolder
 
 
@@ -26,20 +27,26 @@ class Result:
     report: Path
 
     def summary(self) -> str:
-        lines = []
+        def cell(r, k, fmt="{:.2f}"):
+            return fmt.format(r[k]) if r.get(k) is not None else "-"
+
+        lines = [f"{'model':<12}{'WGA':>6}{'WGA gap closed':>16}{'shortcut':>10}{'cf sens.':>10}{'recall NB':>11}"
+                 f"{'acc B':>7}{'recall-NB gap closed (unbounded)':>34}"]
         for r in self.metrics["rows"]:
-            gap = r.get("gap_closed")
-            lines.append(f"{r['model']:<12} recall NB {r['recall_NB']:.2f}  recall B {r['recall_B']:.2f}  "
-                         f"acc B {r['acc_B']:.2f}  acc NB {r['acc_NB']:.2f}"
-                         + (f"  gap closed {gap:.2f}" if gap is not None else "")
-                         + (f" (of the seed means: {r['gap_closed_of_means']:.2f})"
-                            if r.get("gap_closed_of_means") is not None else ""))
+            gap = cell(r, "gap_closed") + (f" (of means {r['gap_closed_of_means']:.2f})"
+                                           if r.get("gap_closed_of_means") is not None else "")
+            wgap = cell(r, "wga_gap_closed") + (f" ({r['wga_gap_closed_of_means']:.2f})"
+                                                if r.get("wga_gap_closed_of_means") is not None else "")
+            lines.append(f"{r['model']:<12}{cell(r, 'wga'):>6}{wgap:>16}{cell(r, 'shortcut_effect', '{:+.2f}'):>10}"
+                         f"{cell(r, 'cf_sensitivity', '{:+.2f}'):>10}{cell(r, 'recall_NB'):>11}{cell(r, 'acc_B'):>7}"
+                         f"{gap:>34}")
         return "\n".join(lines + [f"report: {self.report}"])
 
 
 def run(run: RunFolder, cfg: Config) -> Result:
     cohort = load_cohort(cfg.cohort, load_images=False)  # the table and figures need the participants only
-    metrics = metrics_table(run, pd.Series(cohort.bias, index=cohort.ids))
+    twins = twin_probabilities(run, cfg.cohort, cohort.ids[cohort.index("test")])
+    metrics = metrics_table(run, pd.Series(cohort.bias, index=cohort.ids), twins)
     metrics.update({"seed": cfg.seed, "cohort": str(cfg.cohort)})
     write_json(run.metrics, metrics)
     write_report(run, metrics, cohort, title=f"morphbias-fast: {run.root.name}")
