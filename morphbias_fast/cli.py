@@ -15,6 +15,7 @@ from morphbias_fast.bench import encode as bench_encode
 from morphbias_fast.bench import mitigate as bench_mitigate
 from morphbias_fast.bench import register as bench_register
 from morphbias_fast.bench import same_run as bench_same_run
+from morphbias_fast.bench import selection as bench_selection
 from morphbias_fast.data.synth import SynthConfig, synthesize
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.files import write_json
@@ -374,6 +375,15 @@ def bench_batchnorm_cmd(run_dir, weights, epochs, seed, json_path) -> None:
     rows = bench_batchnorm.run(run_dir, weights=weights, epochs=epochs, seed=seed, echo=click.echo)
     if json_path:
         write_json(json_path, {"run": str(run_dir), "weights": weights, "epochs": rows})
+
+
+@bench.command("selection")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+def bench_selection_cmd(runs) -> None:
+    """The default strategy with its checkpoint chosen by the worst discovered val group, trained beside the
+    default in every finished seed of RUNS (as mitigate_counterfactual_worst); each seed's report re-made.
+    Table them with `bench mitigate`."""
+    bench_selection.run(list(runs))
 
 
 @bench.command("same-run")

@@ -67,3 +67,18 @@ def test_batchnorm_recalibration_matches_direct_statistics():
     torch.testing.assert_close(bn.running_mean, mean, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(bn.running_var, var, rtol=1e-4, atol=1e-6)
     assert bn.momentum == 0.1  # the layer's own momentum is given back for training
+
+
+def test_val_score_by_hand():
+    """Six val cases, the first three right: plain accuracy 0.5; weighted toward the first three 0.75; by
+    worst group, with groups {0, 1, 2} (all right) and {3, 4, 5} (all wrong), 0."""
+    import numpy as np
+
+    from morphbias_fast.classify import val_score
+
+    y = np.array([1, 0, 1, 1, 0, 1])
+    p = np.array([0.9, 0.1, 0.8, 0.2, 0.7, 0.4])
+    assert val_score(p, y) == 0.5
+    assert val_score(p, y, val_weight=np.array([3, 3, 3, 1, 1, 1])) == 0.75
+    assert val_score(p, y, val_groups=np.array([0, 0, 0, 1, 1, 1])) == 0.0
+    assert val_score(p, y, val_groups=np.array([0, 1, 0, 1, 0, 1])) == pytest.approx(1 / 3)

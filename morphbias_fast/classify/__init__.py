@@ -9,6 +9,7 @@ from morphbias_fast.classify.stage import Config, Result, load_classifier, predi
 from morphbias_fast.classify.train import (
     BN_STATS_IMAGES,
     TrainConfig,
+    val_score,
     fit,
     predict_proba,
     recalibrate_batchnorm,
@@ -16,4 +17,5 @@ from morphbias_fast.classify.train import (
 )
 
 __all__ = ["CNN", "Config", "Result", "run", "TrainConfig", "fit", "predict_proba", "standardise",
-           "recalibrate_batchnorm", "BN_STATS_IMAGES", "load_classifier", "predictions_frame", "write_outputs"]
+           "recalibrate_batchnorm", "BN_STATS_IMAGES", "load_classifier", "predictions_frame", "write_outputs",
+           "val_score"]

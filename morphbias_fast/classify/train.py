@@ -83,11 +83,22 @@ def recalibrate_batchnorm(model: CNN, x: torch.Tensor, device: torch.device, bat
         m.momentum = mom
 
 
+def val_score(p_val: np.ndarray, y_val: np.ndarray, val_weight: np.ndarray | None = None,
+              val_groups: np.ndarray | None = None) -> float:
+    """Validation accuracy as model selection sees it: the accuracy of the worst of `val_groups` when given,
+    else the accuracy weighted by `val_weight` (None: plain)."""
+    correct = (p_val >= 0.5) == y_val
+    if val_groups is not None:
+        return float(min(correct[val_groups == g].mean() for g in np.unique(val_groups)))
+    return float(np.average(correct, weights=val_weight))
+
+
 def fit(x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor, y_val: np.ndarray, cfg: TrainConfig,
         sample_weight: np.ndarray | None = None, progress: bool = True, val_weight: np.ndarray | None = None,
-        epoch_hook: Callable[[CNN, int], None] | None = None):
+        epoch_hook: Callable[[CNN, int], None] | None = None, val_groups: np.ndarray | None = None):
     """Train a CNN from scratch; returns (model at the selected epoch, history list of dicts).
-    The epoch kept has the best val accuracy, weighted by `val_weight` when given (e.g. group-balanced).
+    The epoch kept has the best val_score (ties: lower val loss): weighted by `val_weight` (e.g.
+    group-balanced), or the worst of `val_groups`.
     `epoch_hook(model, epoch)` sees the model after each epoch's updates, before its BatchNorm statistics are
     recomputed (the batchnorm benchmark compares the two); it must not change the model."""
     device = resolve_device(cfg.device)
@@ -124,7 +135,7 @@ def fit(x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor, y_val: 
             recalibrate_batchnorm(model, x_train[stats_rows], device)
             p_val = predict_proba(model, x_val, device)
             val_loss = float(F.binary_cross_entropy(torch.as_tensor(p_val).clamp(1e-6, 1 - 1e-6), y_v.float()))
-            val_acc = float(np.average((p_val >= 0.5) == y_val, weights=val_weight))
+            val_acc = val_score(p_val, y_val, val_weight, val_groups)
             history.append({"epoch": epoch + 1, "train_loss": total / len(y_t), "val_loss": val_loss,
                             "val_acc": val_acc})
             key = (val_acc, -val_loss)

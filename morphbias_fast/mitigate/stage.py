@@ -93,7 +93,7 @@ def run(run: RunFolder, cfg: Config) -> Result:
         weights = np.concatenate([weights, np.full(len(extra), len(tr) / len(extra))])
     train_cfg = TrainConfig(epochs=cfg.epochs, seed=cfg.seed, device=cfg.device)
     model, history = fit(x_train, y_train, x[va], y[va], train_cfg, sample_weight=weights, progress=cfg.progress,
-                         val_weight=plan.val_weight)
+                         val_weight=plan.val_weight, val_groups=plan.val_groups)
     preds = predictions_frame(cohort, predict_proba(model, x, resolve_device(cfg.device)))
     metrics = {"strategy": cfg.strategy, "seed": cfg.seed, "warning": plan.warning, "train_size": len(y_train),
                "generated": 0 if extra is None else len(extra), "train_config": asdict(train_cfg),

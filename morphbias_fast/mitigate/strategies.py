@@ -40,6 +40,7 @@ class Plan:
     examples: np.ndarray | None = None   # train cases shown above the generated images in augmentations.png
     caption: str = ""
     warning: str | None = None           # the plan is weaker than the strategy asked for (said, and recorded)
+    val_groups: np.ndarray | None = None  # per val case: select the checkpoint by its worst group instead
 
 
 @dataclass
