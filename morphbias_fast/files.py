@@ -1,5 +1,5 @@
 """File helpers shared by the stages: every result is written to a temporary name, then renamed, so a crash
-never leaves a half-written file that looks complete."""
+never leaves a half-written file that looks complete; the file then has the permissions the umask gives."""
 from __future__ import annotations
 
 import contextlib
@@ -7,6 +7,20 @@ import json
 import os
 import tempfile
 from pathlib import Path
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it; it is set straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def as_if_created(path, directory: bool = False) -> None:
+    """Give a file or folder made by tempfile (0600 / 0700, private by design) the permissions a plain
+    open() or mkdir() would have given it under the umask, so that colleagues on a shared server can read the
+    results the umask lets them read."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
 
 
 @contextlib.contextmanager
@@ -20,6 +34,7 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield Path(tmp)
+        as_if_created(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -88,3 +88,22 @@ def test_same_run_finds_a_changed_number_and_a_changed_prediction(tmp_path):
     assert not res["same"] and len(res["metrics_differences"]) == 1 and "0.51" in res["metrics_differences"][0]
     assert res["files_equal"]["predictions of biased"] is False
     assert res["files_equal"]["registration latents"] is True
+
+
+def test_results_get_the_permissions_the_umask_gives(tmp_path):
+    """A colleague on a shared server reads what the umask lets them: 0644 files and 0755 folders under 022,
+    not tempfile's private 0600 / 0700."""
+    import os
+    import stat
+
+    from morphbias_fast.data.synth import SynthConfig, synthesize
+    from morphbias_fast.files import write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "m.json", {"a": 1})
+        synthesize(tmp_path / "c", SynthConfig(n_train=2, n_val=2, n_test=4, spacing=8.0), progress=False)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "c").stat().st_mode) == 0o755

@@ -32,6 +32,7 @@ from morphbias_fast.data import deform, fields
 from morphbias_fast.data.cohort import SPLITS
 from morphbias_fast.data.template import REGIONS, Template, load_template
 from morphbias_fast.errors import MorphbiasError
+from morphbias_fast.files import as_if_created
 
 
 # A field list with defaults; `duplicates` pairs it by shape with the other config dataclasses
@@ -199,6 +200,7 @@ def synthesize(out_dir: Path, cfg: SynthConfig, overwrite: bool = False, progres
         (tmp / "dataset_description.json").write_text(json.dumps(desc, indent=2) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir) if out_dir.is_dir() else out_dir.unlink()
+        as_if_created(tmp, directory=True)
         os.replace(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
