@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 
 def current_umask() -> int:
@@ -41,6 +44,22 @@ def atomic_path(path):
             os.unlink(tmp)
 
 
+def strict(value):
+    """`value` with every NaN or infinity as None (JSON null) and numpy scalars as Python numbers: strict JSON
+    parsers reject NaN, and an undefined rate (no positives) is missing, not a number."""
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
 def write_json(path, data: dict) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
+        tmp.write_text(json.dumps(strict(data), indent=2, allow_nan=False) + "\n")

@@ -107,3 +107,17 @@ def test_results_get_the_permissions_the_umask_gives(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "c").stat().st_mode) == 0o755
+
+
+def test_json_is_strict(tmp_path):
+    """NaN and infinities become null (Python's json writes NaN by default, which strict parsers reject)."""
+    from morphbias_fast.files import write_json
+
+    write_json(tmp_path / "m.json", {"prec_B": float("nan"), "ci": [np.float64(np.inf), np.float32(0.5)],
+                                     "n": np.int64(3), "ok": np.bool_(True)})
+
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    data = json.loads((tmp_path / "m.json").read_text(), parse_constant=refuse)
+    assert data == {"prec_B": None, "ci": [None, 0.5], "n": 3, "ok": True}
