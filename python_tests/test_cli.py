@@ -50,3 +50,14 @@ def test_bench_encode_refuses_cuda_without_gpu_cleanly():
 def test_bad_option_names_the_option():
     result = CliRunner().invoke(main, ["bench", "encode", "--dims", "4"])
     assert result.exit_code == 2 and "--dims" in result.output
+
+
+def test_ctrl_c_says_how_to_go_on(monkeypatch):
+    from morphbias_fast import pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "run_pipeline", interrupted)
+    result = CliRunner().invoke(main, ["run", "--out", "nowhere"])
+    assert result.exit_code == 130 and "rerun the same command" in result.output and "--resume" in result.output
