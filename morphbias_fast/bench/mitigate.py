@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 
-from morphbias_fast.data import load_cohort
-from morphbias_fast.report import COLUMNS, aggregate, metrics_table, twin_probabilities
+from morphbias_fast.report import COLUMNS, aggregate, table
 from morphbias_fast.runfolder import RunFolder
 
 HEADLINE_COLUMNS = ("wga", "wga_gap_closed", "wga_gap_closed_of_means", "shortcut_effect", "cf_sensitivity",
@@ -18,11 +16,8 @@ PAPER_COLUMNS = (*COLUMNS, "gap_closed", "acc_B_drop", "gap_closed_of_means")
 
 
 def one_run(run: RunFolder) -> dict:
-    """The report's table of one finished run, recomputed from its files (twins included on synthetic cohorts)."""
-    cohort_dir = run.resolve_cohort()
-    cohort = load_cohort(cohort_dir, load_images=False)
-    twins = twin_probabilities(run, cohort_dir, cohort.ids[cohort.index("test")])
-    return metrics_table(run, pd.Series(cohort.bias, index=cohort.ids), twins)
+    """The report's table of one finished run, recomputed from its files."""
+    return table(run, run.resolve_cohort())[0]
 
 
 def _cell(r: dict, k: str) -> str:

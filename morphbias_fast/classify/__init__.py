@@ -5,7 +5,15 @@ train.py  training (model selection on val, BatchNorm statistics recomputed), pr
 stage.py  the `classify` stage (Config, run, Result) and the one writer of a classifier's files
 """
 from morphbias_fast.classify.model import CNN
-from morphbias_fast.classify.stage import Config, Result, load_classifier, predictions_frame, run, write_outputs
+from morphbias_fast.classify.stage import (
+    Config,
+    Result,
+    load_classifier,
+    predictions_frame,
+    run,
+    accuracy_summary,
+    write_outputs,
+)
 from morphbias_fast.classify.train import (
     BN_STATS_IMAGES,
     TrainConfig,
@@ -18,4 +26,4 @@ from morphbias_fast.classify.train import (
 
 __all__ = ["CNN", "Config", "Result", "run", "TrainConfig", "fit", "predict_proba", "standardise",
            "recalibrate_batchnorm", "BN_STATS_IMAGES", "load_classifier", "predictions_frame", "write_outputs",
-           "val_score"]
+           "val_score", "accuracy_summary"]

@@ -34,11 +34,15 @@ class Result:
     folder: ModelFolder
 
     def summary(self) -> str:
-        test = self.predictions[self.predictions.split == "test"]
-        if not len(test):
-            return f"no test split; predictions in {self.folder.predictions}"
-        return (f"test accuracy {(test.y_pred == test.y_true).mean():.3f} ({len(test)} participants); "
-                f"details in {self.folder.metrics}")
+        return accuracy_summary(self.predictions, self.folder.metrics)
+
+
+def accuracy_summary(preds: pd.DataFrame, details: Path) -> str:
+    """The one-line summary of a classifier's predictions (classify, mitigate, the unbiased reference)."""
+    test = preds[preds.split == "test"]
+    if not len(test):
+        return f"no test split; details in {details}"
+    return f"test accuracy {(test.y_pred == test.y_true).mean():.3f} ({len(test)} participants); details in {details}"
 
 
 def load_classifier(path, device="cpu") -> CNN:

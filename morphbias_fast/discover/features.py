@@ -134,9 +134,8 @@ def clip_features(model_source: str | None, cohort, rows, device="cpu", batch: i
 
 
 def load_features(kind: str, inp: FeatureInputs, rows) -> np.ndarray:
-    """[len(rows), F] float64 features of the cohort's participants `rows`."""
-    if kind not in FEATURES:
-        raise MorphbiasError(f"--features must be one of {', '.join(FEATURES)}, got {kind!r}")
+    """[len(rows), F] float64 features of the cohort's participants `rows` (`kind`: a key of FEATURES, which
+    the stage checks before it loads the cohort)."""
     if FEATURES[kind].needs_images and inp.cohort.images is None:
         raise MorphbiasError(f"--features {kind} needs the cohort images")
     return FEATURES[kind].fn(inp, rows)

@@ -11,7 +11,15 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from morphbias_fast.classify import TrainConfig, fit, predict_proba, predictions_frame, standardise, write_outputs
+from morphbias_fast.classify import (
+    TrainConfig,
+    fit,
+    predict_proba,
+    predictions_frame,
+    standardise,
+    accuracy_summary,
+    write_outputs,
+)
 from morphbias_fast.console import warn
 from morphbias_fast.data import load_cohort
 from morphbias_fast.devices import resolve_device
@@ -41,10 +49,8 @@ class Result:
     warning: str | None
 
     def summary(self) -> str:
-        test = self.predictions[self.predictions.split == "test"]
-        line = (f"test accuracy {(test.y_pred == test.y_true).mean():.3f}; details in {self.folder.metrics}"
-                if len(test) else f"no test split; predictions in {self.folder.predictions}")
-        return line + (f"\nwarning: {self.warning}" if self.warning else "")
+        return (accuracy_summary(self.predictions, self.folder.metrics)
+                + (f"\nwarning: {self.warning}" if self.warning else ""))
 
 
 def save_examples(path: Path, originals: np.ndarray, made: np.ndarray, title: str) -> None:
@@ -84,7 +90,8 @@ def run(run: RunFolder, cfg: Config) -> Result:
     plan = STRATEGIES[cfg.strategy].fn(inp)
     if plan.warning:
         warn(plan.warning)
-    extra = _generate(run, plan, folder, resolve_device(cfg.device), cfg.progress)
+    device = resolve_device(cfg.device)
+    extra = _generate(run, plan, folder, device, cfg.progress)
     x, y = standardise(cohort.images), cohort.labels
     x_train, y_train, weights = x[tr], y[tr], plan.weights
     if extra is not None:  # originals and generated images weigh the same in total
@@ -94,7 +101,7 @@ def run(run: RunFolder, cfg: Config) -> Result:
     train_cfg = TrainConfig(epochs=cfg.epochs, seed=cfg.seed, device=cfg.device)
     model, history = fit(x_train, y_train, x[va], y[va], train_cfg, sample_weight=weights, progress=cfg.progress,
                          val_weight=plan.val_weight, val_groups=plan.val_groups)
-    preds = predictions_frame(cohort, predict_proba(model, x, resolve_device(cfg.device)))
+    preds = predictions_frame(cohort, predict_proba(model, x, device))
     metrics = {"strategy": cfg.strategy, "seed": cfg.seed, "warning": plan.warning, "train_size": len(y_train),
                "generated": 0 if extra is None else len(extra), "train_config": asdict(train_cfg),
                "history": history, "splits": {}}

@@ -6,8 +6,8 @@ page.py     report.html: the headline, the cells, the paper's table and the figu
 stage.py    writes RUN/metrics.json and RUN/report.html
 """
 from morphbias_fast.report.metrics import COLUMNS, aggregate, gap_closed, metrics_table
-from morphbias_fast.report.stage import Config, Result, run, run_seeds
+from morphbias_fast.report.stage import Config, Result, run, run_seeds, table
 from morphbias_fast.report.twins import twin_probabilities
 
 __all__ = ["Config", "Result", "run", "run_seeds", "COLUMNS", "aggregate", "gap_closed", "metrics_table",
-           "twin_probabilities"]
+           "table", "twin_probabilities"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from morphbias_fast.data import load_cohort
+from morphbias_fast.data import Cohort, load_cohort
 from morphbias_fast.files import write_json
 from morphbias_fast.report.metrics import aggregate, metrics_table
 from morphbias_fast.report.page import write_report
@@ -43,10 +43,16 @@ class Result:
         return "\n".join(lines + [f"report: {self.report}"])
 
 
+def table(run: RunFolder, cohort_dir: Path) -> tuple[dict, Cohort]:
+    """(the run's table of models on the test split, twins included on synthetic cohorts; its cohort, read
+    without images: the table and figures need the participants only)."""
+    cohort = load_cohort(cohort_dir, load_images=False)
+    twins = twin_probabilities(run, cohort_dir, cohort.ids[cohort.index("test")])
+    return metrics_table(run, pd.Series(cohort.bias, index=cohort.ids), twins), cohort
+
+
 def run(run: RunFolder, cfg: Config) -> Result:
-    cohort = load_cohort(cfg.cohort, load_images=False)  # the table and figures need the participants only
-    twins = twin_probabilities(run, cfg.cohort, cohort.ids[cohort.index("test")])
-    metrics = metrics_table(run, pd.Series(cohort.bias, index=cohort.ids), twins)
+    metrics, cohort = table(run, cfg.cohort)
     metrics.update({"seed": cfg.seed, "cohort": str(cfg.cohort)})
     write_json(run.metrics, metrics)
     write_report(run, metrics, cohort, title=f"morphbias-fast: {run.root.name}")

@@ -31,8 +31,7 @@ class Result:
     path: Path
 
     def summary(self) -> str:
-        test = self.predictions[self.predictions.split == "test"]
-        return f"unbiased reference: test accuracy {(test.y_pred == test.y_true).mean():.3f}; {self.path}"
+        return "unbiased reference: " + classify.accuracy_summary(self.predictions, self.path)
 
 
 def run(run: RunFolder, cfg: Config) -> Result:
