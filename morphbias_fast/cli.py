@@ -16,6 +16,7 @@ from morphbias_fast.bench import mitigate as bench_mitigate
 from morphbias_fast.bench import register as bench_register
 from morphbias_fast.bench import same_run as bench_same_run
 from morphbias_fast.bench import selection as bench_selection
+from morphbias_fast.data.appearance import APPEARANCES, SHORTCUTS
 from morphbias_fast.data.synth import SynthConfig, synthesize
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.files import write_json
@@ -60,6 +61,17 @@ def cohort_option(f):
                              "classify used]")(f)
 
 
+def appearance_options(f):
+    f = click.option("--shortcut", type=click.Choice(list(SHORTCUTS)), default="morphology", show_default=True,
+                     help="morphology: the bias enlarges the left putamen; intensity: it brightens the same "
+                          "region and moves no tissue (the negative control for deformation features).")(f)
+    return click.option("--appearance", type=click.Choice(list(APPEARANCES)), default="template",
+                        show_default=True,
+                        help="template: subjects are the warped MNI152 T1 itself (noise-free, one contrast); "
+                             "mri: warped tissue maps rendered as scans from three sites (contrast, bias "
+                             "field, Rician noise, blur) with a larger subject effect (3 mm RMS, 20 modes).")(f)
+
+
 def json_option(f):
     return click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
                         help="Also write the figures to this JSON file.")(f)
@@ -96,18 +108,25 @@ def info() -> None:
 @click.option("--dim", type=click.Choice(["2", "3"]), default="2", show_default=True,
               help="2 = an axial slice through insula and putamen (fast); 3 = whole volume.")
 @click.option("--spacing", type=float, default=2.0, show_default=True, help="Voxel size in mm.")
+@appearance_options
+@click.option("--site-confound", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="mri: probability that a subject with the bias is scanned at site 0 (0: site independent of "
+                   "disease and bias).")
 @seed_option
 @click.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it exists and is not empty.")
-def synth(out_dir, bias_level, n_train, n_val, n_test, dim, spacing, seed, overwrite) -> None:
+def synth(out_dir, bias_level, n_train, n_val, n_test, dim, spacing, appearance, shortcut, site_confound, seed,
+          overwrite) -> None:
     """Write a synthetic cohort with a known morphological bias to OUT_DIR (BIDS-style).
 
     Subjects are the MNI152 template (shipped with nilearn) warped by diffeomorphic deformations: a subject
     effect, a disease effect on the right insula and, for cases with the bias, a bias effect on the left
     putamen. OUT_DIR gets participants.tsv, sub-*/anat/*_T1w.nii.gz, the true ITK displacement fields under
-    derivatives/synth/, and the atlas under atlas/.
+    derivatives/synth/, and the atlas under atlas/. With --appearance mri the warped anatomy is rendered as
+    scans from three sites (participants.tsv gets a site column).
     """
     cfg = SynthConfig(bias_level=bias_level, n_train=n_train, n_val=n_val, n_test=n_test, dim=int(dim),
-                      spacing=spacing, seed=seed)
+                      spacing=spacing, seed=seed, appearance=appearance, shortcut=shortcut,
+                      site_confound=site_confound)
     synthesize(out_dir, cfg, overwrite=overwrite)
     click.echo(f"wrote {n_train + n_val + n_test} subjects to {out_dir}")
 
@@ -256,6 +275,7 @@ def _baselines(value: str) -> tuple[str, ...]:
               help="For the synthetic cohort made when no COHORT_DIR is given.")
 @click.option("--dim", type=click.Choice(["2", "3"]), default="2", show_default=True,
               help="For the synthetic cohort: 2 = an axial slice (fast); 3 = whole volume.")
+@appearance_options
 @seed_option
 @click.option("--seeds", default=None, help="Comma-separated seeds (e.g. 0,1,2,3,4): one run each under "
                                            "OUT/seed_K, and mean +- std at the top.")
@@ -267,7 +287,8 @@ def _baselines(value: str) -> tuple[str, ...]:
               help="Seconds for the registration stage.")
 @click.option("--register-steps", type=click.IntRange(min=1), default=None,
               help="Fixed registration training steps instead of the time budget (reproducible across machines).")
-def run_cmd(cohort_dir, out_dir, bias_level, dim, seed, seeds, baselines, register_budget, register_steps) -> None:
+def run_cmd(cohort_dir, out_dir, bias_level, dim, appearance, shortcut, seed, seeds, baselines, register_budget,
+            register_steps) -> None:
     """The whole pipeline in one command: synth (when no COHORT_DIR) -> classify -> register -> discover ->
     mitigate -> unbiased reference -> report.
 
@@ -282,7 +303,8 @@ def run_cmd(cohort_dir, out_dir, bias_level, dim, seed, seeds, baselines, regist
     except ValueError:
         raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers",
                                  param_hint="--seeds") from None
-    settings = pipeline.Settings(cohort=cohort_dir, bias_level=bias_level, dim=int(dim), baselines=names,
+    settings = pipeline.Settings(cohort=cohort_dir, bias_level=bias_level, dim=int(dim), appearance=appearance,
+                                 shortcut=shortcut, baselines=names,
                                  register_budget=register_budget, register_steps=register_steps)
     click.echo(pipeline.run_pipeline(out_dir, settings, seed_list, seed_folders=seeds is not None).summary())
 

@@ -21,6 +21,8 @@ class Settings:
     cohort: Path | None = None
     bias_level: float = 0.9
     dim: int = 2
+    appearance: str = "template"
+    shortcut: str = "morphology"
     baselines: tuple[str, ...] = ()
     register_budget: float = 240.0
     register_steps: int | None = None
@@ -61,8 +63,9 @@ def _cohort(run: RunFolder, s: Settings, seed: int) -> Path:
     if cohort is None:
         cohort = run.cohort_dir
         if not cohort_exists(cohort):
-            say(f"synth: bias level {s.bias_level}, {s.dim}-D, seed {seed}")
-            synthesize(cohort, SynthConfig(bias_level=s.bias_level, dim=s.dim, seed=seed), overwrite=True)
+            say(f"synth: bias level {s.bias_level}, {s.dim}-D, {s.appearance}, seed {seed}")
+            synthesize(cohort, SynthConfig(bias_level=s.bias_level, dim=s.dim, seed=seed, appearance=s.appearance,
+                                           shortcut=s.shortcut), overwrite=True)
     if "bias" not in load_cohort(cohort, load_images=False).participants:
         # Checked before the long stages: the report's table is per value of this attribute.
         raise MorphbiasError(f"{cohort / 'participants.tsv'} has no 'bias' column: `run` reports per group, "

@@ -1,18 +1,20 @@
 """`morphbias-fast synth`: a cohort with a known morphological bias (docs/METHOD.md section 1).
 
-Every subject image is the atlas warped by exp(v), v = sum_k s_k * global_mode_k (subject effect)
+Every subject's anatomy is the atlas warped by exp(v), v = sum_k s_k * global_mode_k (subject effect)
 + c_d * disease_mode (right insula) + bias * c_b * bias_mode (left putamen), with
 s_k ~ truncated N(0,1) on [-3.5, 3.5], c_d ~ N(+1,1) for diseased and N(-1,1) for controls, c_b ~ N(2,1).
 P(bias | disease) = bias_level, P(bias | no disease) = 1 - bias_level (c_b is drawn for every subject and
 stored; it acts only where bias = 1); disease prevalence 0.5 in train and
 val; the test split is balanced over the four (bias, disease) groups. Counts are exact (shuffled), not
-Bernoulli draws, so every cohort has the skew it was asked for.
+Bernoulli draws, so every cohort has the skew it was asked for. How the warped anatomy looks (the atlas image
+itself, or a multi-site MRI rendering of the warped tissue maps) and whether the bias is a shape or an
+intensity change is appearance.py's part.
 
 Output (BIDS-style, all written in a temporary folder that is renamed at the end):
   participants.tsv, dataset_description.json
   sub-<label>/anat/sub-<label>_T1w.nii.gz
   derivatives/synth/sub-<label>/anat/sub-<label>_desc-displacement_xfm.nii.gz  (ITK: LPS mm, subject(x) = atlas(x + u(x)))
-  atlas/atlas_T1w.nii.gz, atlas/atlas_mask.nii.gz
+  atlas/atlas_T1w.nii.gz, atlas/atlas_mask.nii.gz (the MNI152 T1 and brain mask on the cohort's grid)
 """
 from __future__ import annotations
 
@@ -28,9 +30,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from morphbias_fast.data import deform, fields
+from morphbias_fast.data import appearance, deform, fields
 from morphbias_fast.data.cohort import SPLITS
-from morphbias_fast.data.template import REGIONS, Template, load_template
+from morphbias_fast.data.template import REGIONS, Template, load_template, load_tissues
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.files import as_if_created
 
@@ -46,16 +48,34 @@ class SynthConfig:
     dim: int = 2
     spacing: float = 2.0
     seed: int = 0
+    appearance: str = "template"  # appearance.APPEARANCES
+    shortcut: str = "morphology"  # appearance.SHORTCUTS: the bias as a shape or as an intensity change
+    site_confound: float = 0.0    # mri: probability that a subject with the bias is scanned at site 0
     # Effect sizes (ours; tuned so that the classifier shows the paper's phenomenon, bench/RESULTS.md):
     disease_mm: float = 2.0     # largest displacement of the disease mode per unit coefficient
     bias_mm: float = 2.0        # same for the bias mode
-    subject_mm: float = 1.5     # RMS displacement of the whole subject effect
+    bias_intensity: float = 0.1  # --shortcut intensity: brightening at the region's centre per unit coefficient
+    subject_mm: float | None = None  # RMS displacement of the whole subject effect (template 1.5, mri 3.0)
     region_radius_mm: float = 9.0
-    n_modes: int = 10
+    n_modes: int | None = None  # global subject modes (template 10, mri 20)
     smooth_mm: float = 20.0     # smoothness of the global modes
     squaring_steps: int = 7
 
     def __post_init__(self):
+        if self.appearance not in appearance.APPEARANCES:
+            raise MorphbiasError(f"--appearance must be one of {', '.join(appearance.APPEARANCES)}, "
+                                 f"got {self.appearance!r}")
+        if self.shortcut not in appearance.SHORTCUTS:
+            raise MorphbiasError(f"--shortcut must be one of {', '.join(appearance.SHORTCUTS)}, got {self.shortcut!r}")
+        if not 0.0 <= self.site_confound <= 1.0:
+            raise MorphbiasError(f"--site-confound must be in [0, 1], got {self.site_confound}")
+        # Real brains differ by a few mm RMS after affine alignment, in more directions than our template
+        # cohort's 1.5 mm over 10 modes; the mri cohort is meant to be the realistic one.
+        realistic = self.appearance == "mri"
+        if self.subject_mm is None:
+            object.__setattr__(self, "subject_mm", 3.0 if realistic else 1.5)
+        if self.n_modes is None:
+            object.__setattr__(self, "n_modes", 20 if realistic else 10)
         if not 0.0 <= self.bias_level <= 1.0:
             raise MorphbiasError(f"--bias-level must be in [0, 1], got {self.bias_level}")
         for name in ("n_train", "n_val", "n_test"):
@@ -125,20 +145,56 @@ def build_modes(cfg: SynthConfig, tpl: Template, rng: np.random.Generator) -> to
 
 def coefficients(df: pd.DataFrame, cfg: SynthConfig, bias: np.ndarray | None = None) -> np.ndarray:
     """[n, n_modes + 2] float32 mode coefficients: subject modes, disease, bias * bias_coef (`bias` overrides the
-    table's bias column: the counterfactual twins)."""
+    table's bias column: the counterfactual twins). With the intensity shortcut the bias moves no tissue."""
     bias = df["bias"].to_numpy() if bias is None else np.asarray(bias)
+    shape_bias = bias * df["bias_coef"].to_numpy() * (cfg.shortcut == "morphology")
     return np.concatenate([df[[f"subject_coef_{k}" for k in range(cfg.n_modes)]].to_numpy(),
-                           df[["disease_coef"]].to_numpy(), (bias * df["bias_coef"].to_numpy())[:, None]],
-                          axis=1).astype(np.float32)
+                           df[["disease_coef"]].to_numpy(), shape_bias[:, None]], axis=1).astype(np.float32)
 
 
-def render(coefs: np.ndarray, modes: torch.Tensor, atlas: torch.Tensor, cfg: SynthConfig):
-    """(displacements [n, D, *shape], images [n, *shape]) of a batch of coefficient rows: the atlas warped by
-    exp(sum_k c_k * mode_k)."""
-    with torch.no_grad():
-        v = torch.einsum("bk,kd...->bd...", torch.from_numpy(coefs), modes)
-        u = deform.exp_svf(v, cfg.squaring_steps)
-        return u, deform.warp(atlas, u)[:, 0].numpy()
+class Generator:
+    """What a cohort is made from, all fixed by its SynthConfig: the template (and tissue maps), the modes and
+    the participants table (with each mri subject's site). `render` makes any rows of that table, with the
+    table's bias or another one (the counterfactual twins)."""
+
+    def __init__(self, cfg: SynthConfig):
+        seeds = np.random.SeedSequence(cfg.seed).spawn(3)
+        self.cfg = cfg
+        self.tpl = load_template(cfg.dim, cfg.spacing)
+        self.modes = build_modes(cfg, self.tpl, np.random.default_rng(seeds[0]))
+        self.participants = draw_participants(cfg, np.random.default_rng(seeds[1]))
+        self.atlas = torch.from_numpy(self.tpl.image)[None, None]
+        if cfg.appearance == "mri":
+            self.participants["site"] = appearance.draw_sites(len(self.participants), self.participants["bias"],
+                                                              cfg.site_confound, np.random.default_rng(seeds[2]))
+            self.tissues = torch.from_numpy(load_tissues(cfg.dim, cfg.spacing))[None]
+        self.bump = None
+        if cfg.shortcut == "intensity":
+            self.bump = appearance.bump(self.tpl.image.shape, self.tpl.voxel_of(REGIONS["bias"]),
+                                        cfg.region_radius_mm / self.tpl.spacing)
+
+    def warped_tissues(self, u: torch.Tensor) -> np.ndarray:
+        """[B, 3, *shape] the MNI152 tissue maps warped by displacements u [B, D, *shape] (mri only)."""
+        with torch.no_grad():
+            return deform.warp(self.tissues, u).numpy()
+
+    def render(self, rows: np.ndarray, bias: np.ndarray | None = None):
+        """(displacements [n, D, *shape], images [n, *shape] float32) of the participants at positions `rows`."""
+        df = self.participants.iloc[np.asarray(rows)]
+        b = df["bias"].to_numpy() if bias is None else np.asarray(bias)
+        with torch.no_grad():
+            v = torch.einsum("bk,kd...->bd...", torch.from_numpy(coefficients(df, self.cfg, b)), self.modes)
+            u = deform.exp_svf(v, self.cfg.squaring_steps)
+        brighten = None
+        if self.bump is not None:
+            brighten = (b * df["bias_coef"].to_numpy() * self.cfg.bias_intensity)[:, None] * self.bump.ravel()
+            brighten = brighten.reshape(len(df), *self.bump.shape).astype(np.float32)
+        if self.cfg.appearance == "template":
+            with torch.no_grad():
+                images = deform.warp(self.atlas, u)[:, 0].numpy()
+            return u, images if brighten is None else images * (1 + brighten)
+        rngs = [appearance.subject_rng(self.cfg.seed, r) for r in np.asarray(rows)]
+        return u, appearance.render_mri(self.warped_tissues(u), df["site"].to_numpy(), rngs, self.tpl.mask, brighten)
 
 
 def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
@@ -166,23 +222,19 @@ def synthesize(out_dir: Path, cfg: SynthConfig, overwrite: bool = False, progres
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
-        seeds = np.random.SeedSequence(cfg.seed).spawn(2)
-        tpl = load_template(cfg.dim, cfg.spacing)
-        modes = build_modes(cfg, tpl, np.random.default_rng(seeds[0]))
-        df = draw_participants(cfg, np.random.default_rng(seeds[1]))
+        gen = Generator(cfg)
+        tpl, df = gen.tpl, gen.participants
 
         (tmp / "atlas").mkdir()
         _save_gz(_nifti(tpl.image, tpl.affine), tmp / "atlas" / "atlas_T1w.nii.gz")
         _save_gz(_nifti(tpl.mask.astype(np.uint8), tpl.affine), tmp / "atlas" / "atlas_mask.nii.gz")
         ref_itk = sitk.ReadImage(str(tmp / "atlas" / "atlas_T1w.nii.gz"))
 
-        coefs = coefficients(df, cfg)
-        atlas = torch.from_numpy(tpl.image)[None, None]
         bar = tqdm(total=len(df), desc="synth", unit="subject", disable=not progress)
         for lo in range(0, len(df), batch):
-            c = coefs[lo: lo + batch]
-            u, imgs = render(c, modes, atlas, cfg)
-            for b in range(len(c)):
+            rows = np.arange(lo, min(lo + batch, len(df)))
+            u, imgs = gen.render(rows)
+            for b in range(len(rows)):
                 pid = df["participant_id"].iloc[lo + b]
                 anat = tmp / pid / "anat"
                 anat.mkdir(parents=True)
@@ -191,7 +243,7 @@ def synthesize(out_dir: Path, cfg: SynthConfig, overwrite: bool = False, progres
                 xfm.mkdir(parents=True)
                 sitk.WriteImage(fields.to_itk(u[b].numpy(), ref_itk),
                                 str(xfm / f"{pid}_desc-displacement_xfm.nii.gz"), useCompression=True)
-            bar.update(len(c))
+            bar.update(len(rows))
         bar.close()
 
         df.to_csv(tmp / "participants.tsv", sep="\t", index=False, float_format="%.6f")
@@ -215,4 +267,7 @@ def read_synth_config(cohort_dir) -> SynthConfig | None:
     if not desc.exists():
         return None
     cfg = json.loads(desc.read_text()).get("SynthConfig")
-    return SynthConfig(**cfg) if cfg else None
+    if not cfg:
+        return None
+    # Cohorts written before these settings existed are template cohorts with the shape shortcut.
+    return SynthConfig(**{"appearance": "template", "shortcut": "morphology", **cfg})

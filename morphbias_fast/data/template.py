@@ -30,20 +30,18 @@ class Template:
         return ijk[: self.dim]
 
 
-def load_template(dim: int = 2, spacing: float = 2.0) -> Template:
+def _grid(dim: int, spacing: float):
+    """(the MNI152 voxel coordinates of every output voxel [3, N], output shape, output affine): the brain's
+    bounding box (the slice's for 2-D) with a margin, on LPS-oriented axes at `spacing` mm."""
     if dim not in (2, 3):
         raise ValueError(f"dim must be 2 or 3, got {dim}")
     if not (0.5 <= spacing <= 8):
         raise ValueError(f"spacing must be between 0.5 and 8 mm, got {spacing}")
     from nilearn import datasets  # imported here: nilearn is slow to import and only this stage needs it
 
-    t1 = datasets.load_mni152_template(resolution=1)
     brain = datasets.load_mni152_brain_mask(resolution=1)
-    src = np.asarray(t1.dataobj, dtype=np.float32)
-    src_mask = np.asarray(brain.dataobj) > 0
-    A = t1.affine
-    # Bounding box of the brain (whole volume for 3-D, the slice for 2-D) in mm, with a margin.
-    ijk = np.argwhere(src_mask)
+    A = brain.affine
+    ijk = np.argwhere(np.asarray(brain.dataobj) > 0)
     mm = ijk @ A[:3, :3].T + A[:3, 3]
     if dim == 2:
         k = int(round((SLICE_Z_MM - A[2, 3]) / A[2, 2]))
@@ -59,10 +57,35 @@ def load_template(dim: int = 2, spacing: float = 2.0) -> Template:
     step = np.array([-spacing, -spacing, spacing])
     axes = [start[d] + step[d] * np.arange(n[d]) for d in range(3)]
     grid_mm = np.stack(np.meshgrid(*axes, indexing="ij"), axis=0).reshape(3, -1)
-    src_vox = np.linalg.solve(A[:3, :3], grid_mm - A[:3, 3:4])
-    shape = tuple(n[:dim])
-    image = ndimage.map_coordinates(src, src_vox, order=1, mode="constant").reshape(shape).astype(np.float32)
-    mask = ndimage.map_coordinates(src_mask.astype(np.float32), src_vox, order=1).reshape(shape) >= 0.5
     affine = np.diag([-spacing, -spacing, spacing if dim == 3 else 1.0, 1.0])
     affine[:3, 3] = start
+    return np.linalg.solve(A[:3, :3], grid_mm - A[:3, 3:4]), tuple(n[:dim]), affine
+
+
+def _resample(img, src_vox: np.ndarray, shape) -> np.ndarray:
+    """A nilearn MNI152 image (all share one 1 mm grid) at the voxel coordinates of `_grid`, linear."""
+    src = np.asarray(img.dataobj, dtype=np.float32)
+    return ndimage.map_coordinates(src, src_vox, order=1, mode="constant").reshape(shape).astype(np.float32)
+
+
+def load_template(dim: int = 2, spacing: float = 2.0) -> Template:
+    from nilearn import datasets
+
+    src_vox, shape, affine = _grid(dim, spacing)
+    image = _resample(datasets.load_mni152_template(resolution=1), src_vox, shape)
+    mask = _resample(datasets.load_mni152_brain_mask(resolution=1), src_vox, shape) >= 0.5
     return Template(np.clip(image, 0, None), mask, affine, float(spacing))
+
+
+def load_tissues(dim: int = 2, spacing: float = 2.0) -> np.ndarray:
+    """[3, *shape] float32 tissue probabilities (CSF, grey matter, white matter) on load_template's grid, from
+    nilearn's MNI152 2009 grey- and white-matter maps; CSF is the brain mask minus both (clipped at 0)."""
+    from nilearn import datasets
+
+    src_vox, shape, _ = _grid(dim, spacing)
+    gm = _resample(datasets.load_mni152_gm_template(resolution=1), src_vox, shape)
+    wm = _resample(datasets.load_mni152_wm_template(resolution=1), src_vox, shape)
+    brain = _resample(datasets.load_mni152_brain_mask(resolution=1), src_vox, shape)
+    gm, wm = np.clip(gm, 0, 1), np.clip(wm, 0, 1)
+    csf = np.clip(brain - gm - wm, 0, 1)
+    return np.stack([csf, gm, wm]).astype(np.float32)

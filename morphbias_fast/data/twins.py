@@ -2,25 +2,23 @@
 else (subject modes, disease coefficient, bias coefficient) equal. A classifier that uses the bias as disease
 evidence changes its output between a subject and its twin; one that does not, does not.
 
-The twins are re-rendered from the cohort's SynthConfig (dataset_description.json), which fixes the modes and
-the participants' coefficients; the participants table is drawn again from it and must agree with the
-cohort's participants.tsv, so an edited cohort is refused rather than given twins of other subjects."""
+The twins are re-rendered from the cohort's SynthConfig (dataset_description.json), which fixes the modes, the
+participants' coefficients and (mri) each subject's site, contrast, bias field and noise; the participants
+table is drawn again from it and must agree with the cohort's participants.tsv, so an edited cohort is refused
+rather than given twins of other subjects."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from morphbias_fast.data.cohort import load_cohort
-from morphbias_fast.data.synth import build_modes, coefficients, draw_participants, read_synth_config, render
-from morphbias_fast.data.template import load_template
+from morphbias_fast.data.synth import Generator, read_synth_config
 from morphbias_fast.errors import MorphbiasError
 
 
-def _participants(cohort_dir: Path, cfg) -> pd.DataFrame:
-    drawn = draw_participants(cfg, np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(2)[1]))
+def _check_participants(cohort_dir: Path, drawn) -> None:
     stored = load_cohort(cohort_dir, load_images=False).participants
     same = (len(stored) == len(drawn) and (stored.participant_id.to_numpy() == drawn.participant_id.to_numpy()).all()
             and (stored.bias.to_numpy() == drawn.bias.to_numpy()).all()
@@ -28,7 +26,6 @@ def _participants(cohort_dir: Path, cfg) -> pd.DataFrame:
     if not same:
         raise MorphbiasError(f"{cohort_dir / 'participants.tsv'} does not match the cohort its SynthConfig makes: "
                              f"counterfactual twins need an unedited synthetic cohort")
-    return drawn.set_index("participant_id", drop=False)
 
 
 def counterfactual_twins(cohort_dir, ids, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -38,14 +35,16 @@ def counterfactual_twins(cohort_dir, ids, batch: int = 32) -> tuple[np.ndarray, 
     if cfg is None:
         raise MorphbiasError(f"{cohort_dir} was not made by `morphbias-fast synth`: counterfactual twins need the "
                              f"generator's settings")
-    parts = _participants(cohort_dir, cfg).loc[list(ids)]
-    tpl = load_template(cfg.dim, cfg.spacing)
-    modes = build_modes(cfg, tpl, np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(2)[0]))
-    atlas = torch.from_numpy(tpl.image)[None, None]
-    own, twin = coefficients(parts, cfg), coefficients(parts, cfg, bias=1 - parts["bias"].to_numpy())
+    gen = Generator(cfg)
+    _check_participants(cohort_dir, gen.participants)
+    rows = pd.Index(gen.participants["participant_id"]).get_indexer(list(ids))
+    if (rows < 0).any():
+        raise MorphbiasError(f"{cohort_dir} has no participant {list(ids)[int(np.argmax(rows < 0))]}")
+    flipped = 1 - gen.participants["bias"].to_numpy()[rows]
     out = [], []
-    for lo in range(0, len(parts), batch):
-        for k, c in enumerate((own, twin)):
-            out[k].append(render(c[lo: lo + batch], modes, atlas, cfg)[1].astype(np.float32))
-    empty = np.zeros((0, *tpl.image.shape), np.float32)
+    for lo in range(0, len(rows), batch):
+        part = rows[lo: lo + batch]
+        for k, bias in enumerate((None, flipped[lo: lo + batch])):
+            out[k].append(gen.render(part, bias)[1].astype(np.float32))
+    empty = np.zeros((0, *gen.tpl.image.shape), np.float32)
     return tuple(np.concatenate(o) if o else empty for o in out)
