@@ -164,8 +164,10 @@ def classify_cmd(cohort_dir, run_dir, label_column, epochs, batch_size, lr, seed
               help="Subjects per training step.")
 @click.option("--points", type=click.IntRange(min=1), default=256, show_default=True,
               help="Sampled voxels per subject and step.")
-@click.option("--similarity", type=click.Choice(["mse", "ncc"]), default="mse", show_default=True,
-              help="Image similarity: mean squared error, or (global) normalised cross-correlation.")
+@click.option("--similarity", type=click.Choice(["auto", "mse", "ncc", "lncc"]), default="auto", show_default=True,
+              help="Image similarity: mse (mean squared error), ncc (global normalised cross-correlation), lncc "
+                   "(local NCC over 5x5 windows: robust to contrast, gain and bias field). auto: mse for "
+                   "template cohorts (the atlas is the generator), lncc for mri cohorts and real scans.")
 @seed_option
 @device_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint in RUN_DIR/register.")

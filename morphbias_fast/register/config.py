@@ -27,7 +27,7 @@ class INRConfig:
     gamma: float = 1e-3                # mean |log det(I + du/dx)|
     fold_weight: float = 10.0          # mean relu(fold_margin - det): keeps det away from 0 (folds)
     fold_margin: float = 0.1
-    similarity: str = "mse"
+    similarity: str = "auto"           # auto: mse on template cohorts, lncc otherwise (register/stage.py)
     seed: int = 0
     device: str = "auto"
     checkpoint_every: float = 120.0    # seconds
@@ -35,8 +35,8 @@ class INRConfig:
     def __post_init__(self):
         if self.arch not in ("hashgrid", "siren"):
             raise MorphbiasError(f"--arch must be hashgrid or siren, got {self.arch!r}")
-        if self.similarity not in ("mse", "ncc"):
-            raise MorphbiasError(f"--similarity must be mse or ncc, got {self.similarity!r}")
+        if self.similarity not in ("auto", "mse", "ncc", "lncc"):
+            raise MorphbiasError(f"--similarity must be auto, mse, ncc or lncc, got {self.similarity!r}")
         if self.steps is None and self.time_budget is None:
             raise MorphbiasError("give --steps or --time-budget")
         if self.steps is not None and self.steps < 1:

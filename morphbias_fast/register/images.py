@@ -43,13 +43,23 @@ class Images:
         vox = self.coords(flat)
         return vox / self.extent, vox, torch.gather(self.images[subjects.to(self.device)], 1, flat)
 
+    def patches(self, subjects: torch.Tensor, vox: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """Subject intensities at vox + each integer offset ([B, P, D] + [K, D] -> [B, P, K]), the positions
+        clamped to the grid (a patch at the border repeats its edge)."""
+        pos = (vox[:, :, None, :] + offsets).long()
+        hi = torch.tensor(self.shape, device=self.device) - 1
+        pos = torch.minimum(pos.clamp_min(0), hi)
+        flat = (pos * self.strides).sum(-1)
+        rows = self.images[subjects.to(self.device)]
+        return torch.gather(rows, 1, flat.reshape(len(rows), -1)).view(flat.shape)
+
     def atlas_at(self, vox: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """Atlas intensities at vox + u ([B, P, D] voxel units) -> [B, P]."""
+        """Atlas intensities at vox + u ([B, P, ..., D] voxel units) -> [B, P, ...]."""
         pos = vox + u
         norm = 2 * pos / self.extent - 1
-        grid = norm.flip(-1).view(pos.shape[0], pos.shape[1], *[1] * (self.dim - 1), self.dim)
+        grid = norm.flip(-1).reshape(pos.shape[0], -1, *[1] * (self.dim - 1), self.dim)
         out = F.grid_sample(self.atlas.expand(pos.shape[0], *self.atlas.shape[1:]), grid, mode="bilinear",
                             padding_mode="zeros", align_corners=True)
-        return out.view(pos.shape[0], pos.shape[1])
+        return out.view(pos.shape[:-1])
 
 

@@ -1,6 +1,12 @@
 """The registration loss: similarity(subject(x), atlas(x + u(x, z))) + alpha * mean|u| + beta * mean(z^2)
 + gamma * mean |log det(I + du/dx)| + fold_weight * mean relu(fold_margin - det), the determinant from the
-forward-mode Jacobian of the model (voxel units)."""
+forward-mode Jacobian of the model (voxel units).
+
+Similarities: `mse` (subject and atlas share a contrast: template cohorts), `ncc` (global over the sampled
+points), and `lncc`, local normalised cross-correlation for subjects whose contrast, gain and bias field differ
+from the atlas's (mri cohorts, real scans). lncc compares a (2r+1)^D patch around each sampled point with the
+atlas patch moved by the point's displacement: the network is evaluated once per point (not per patch voxel),
+which treats u as constant over the patch, an approximation good to the field's curvature over r voxels."""
 from __future__ import annotations
 
 import torch
@@ -10,15 +16,28 @@ from morphbias_fast.register.config import INRConfig
 from morphbias_fast.register.images import Images
 
 DET_EPS = 1e-3
+SIMILARITIES = ("mse", "ncc", "lncc")
+LNCC_RADIUS = 2  # voxels: a 5x5 (x5) window, 10 mm at the default 2 mm spacing
+NCC_EPS = 1e-6   # a flat patch (background) has no correlation; it adds 1 to the loss and no gradient
+
+
+def _ncc(a: torch.Tensor, b: torch.Tensor, dim: int) -> torch.Tensor:
+    a = a - a.mean(dim, keepdim=True)
+    b = b - b.mean(dim, keepdim=True)
+    return (a * b).sum(dim) / (a.norm(dim=dim) * b.norm(dim=dim) + NCC_EPS)
 
 
 def similarity(kind: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Dissimilarity of subject values a and atlas values b: [B, P] for mse and ncc, [B, P, K] patches for lncc."""
     if kind == "mse":
         return ((a - b) ** 2).mean()
-    a = a - a.mean(1, keepdim=True)
-    b = b - b.mean(1, keepdim=True)
-    ncc = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-6)
-    return (1 - ncc).mean()
+    return (1 - _ncc(a, b, dim=-1)).mean()
+
+
+def patch_offsets(dim: int, radius: int = LNCC_RADIUS) -> torch.Tensor:
+    """[(2r+1)^D, D] integer offsets of a cubic window."""
+    r = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    return torch.stack(torch.meshgrid(*[r] * dim, indexing="ij"), -1).reshape(-1, dim)
 
 
 def loss_terms(model, imgs: Images, z: torch.Tensor, subjects: torch.Tensor, flat: torch.Tensor,
@@ -28,7 +47,12 @@ def loss_terms(model, imgs: Images, z: torch.Tensor, subjects: torch.Tensor, fla
     x, vox, target = imgs.sample(subjects, flat)
     with_jac = cfg.gamma > 0 or cfg.fold_weight > 0
     u, J = model(x, z, with_jacobian=with_jac)
-    terms = {"sim": similarity(cfg.similarity, target, imgs.atlas_at(vox, u)),
+    if cfg.similarity == "lncc":
+        off = patch_offsets(imgs.dim).to(vox.device)
+        sim = similarity("lncc", imgs.patches(subjects, vox, off), imgs.atlas_at(vox[:, :, None] + off, u[:, :, None]))
+    else:
+        sim = similarity(cfg.similarity, target, imgs.atlas_at(vox, u))
+    terms = {"sim": sim,
              "disp": u.abs().mean(), "latent": (z ** 2).mean()}
     total = terms["sim"] + cfg.alpha * terms["disp"] + cfg.beta * terms["latent"]
     if with_jac:

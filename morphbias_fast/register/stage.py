@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from morphbias_fast.data import Cohort, load_cohort, read_nifti
+from morphbias_fast.data.synth import read_synth_config
 from morphbias_fast.devices import resolve_device
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.files import atomic_path, write_json
@@ -116,8 +117,18 @@ def _write(files: RegisterFolder, inp: _Inputs, cfg: Config, model, z_all: torch
         stale.unlink()  # the run is complete: model.pt and latents.npz hold everything
 
 
+def similarity_for(cohort_dir: Path) -> str:
+    """The similarity `auto` means: mse where every subject is the atlas image warped (a template cohort, the
+    atlas is the generator), lncc wherever contrast, gain or bias field differ from the atlas (mri cohorts and
+    real scans): mse would pull the field to match intensities, not anatomy (bench/RESULTS.md)."""
+    synth = read_synth_config(cohort_dir)
+    return "mse" if synth is not None and synth.appearance == "template" else "lncc"
+
+
 def run(run: RunFolder, cfg: Config) -> Result:
     t0 = time.monotonic()
+    if cfg.inr.similarity == "auto":
+        cfg = replace(cfg, inr=replace(cfg.inr, similarity=similarity_for(cfg.cohort)))
     inp = _load_inputs(cfg)
     dist = init_distributed(inp.device)
     files = run.register
