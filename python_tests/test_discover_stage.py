@@ -1,6 +1,7 @@
 """The discover stage and command: our method against a planted structure it must recover, the files it
 writes, and its errors. The planted data are built here (not by the package), so they are an independent
 oracle: we know which subjects are the under-represented groups."""
+import functools
 import json
 
 import numpy as np
@@ -12,6 +13,8 @@ from click.testing import CliRunner
 from morphbias_fast.cli import main
 from morphbias_fast.data.synth import SynthConfig, synthesize
 from morphbias_fast.discover.backends import get_backend
+from morphbias_fast.discover import features as discover_features
+from morphbias_fast.discover.autoencoder import fit_autoencoder
 from morphbias_fast.discover.shortcut import nearest_non_gaussian, shortcut_discovery
 from morphbias_fast.errors import MorphbiasError
 
@@ -135,8 +138,10 @@ def test_discover_writes_subgroups_and_summary(run_dir, method):
         assert summary["splits"]["train"]["precision"] >= 0.8 and summary["splits"]["train"]["recall"] >= 0.8
 
 
-@pytest.mark.parametrize("features", ["pca", "embedding"])
-def test_image_features_run(run_dir, features):
+@pytest.mark.parametrize("features", ["pca", "embedding", "autoencoder"])
+def test_image_features_run(run_dir, features, monkeypatch):
+    # the stage's plumbing, not the autoencoder's learning (test_autoencoder.py): two epochs are enough
+    monkeypatch.setattr(discover_features, "fit_autoencoder", functools.partial(fit_autoencoder, epochs=2))
     out = run_dir / f"out_{features}"
     res = CliRunner().invoke(main, ["discover", str(run_dir), "--features", features, "--out", str(out)])
     assert res.exit_code == 0, res.output

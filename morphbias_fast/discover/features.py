@@ -3,6 +3,8 @@
 inr        the registration latents (the register stage's): the deformation representation.
 pca        intensity PCA of the images, fitted on the train split (the baseline the paper's claim is about).
 embedding  the classifier's penultimate layer (the classify stage's model; Domino's usual choice).
+autoencoder  a convolutional autoencoder's bottleneck, trained on the train images (autoencoder.py): a
+           non-linear image representation we can train here, of the INR latents' width.
 clip       a CLIP image encoder's embedding (a generic foundation-model feature), from a local model folder or
            an already-downloaded Hugging Face hub id; nothing is downloaded at run time. Optional extra
            `pip install .[clip]` (transformers).
@@ -21,6 +23,7 @@ from sklearn.decomposition import PCA
 
 from morphbias_fast.classify import load_classifier, standardise
 from morphbias_fast.data import Cohort
+from morphbias_fast.discover.autoencoder import encode, fit_autoencoder
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.runfolder import RunFolder
 
@@ -80,6 +83,19 @@ def embedding_features(inp: FeatureInputs, rows) -> np.ndarray:
         for lo in range(0, len(x), 128):
             out.append(model.features(x[lo: lo + 128].to(inp.device)).double().cpu())
     return torch.cat(out).numpy()
+
+
+_AUTOENCODERS: dict = {}  # (cohort root, seed) -> model: discovery asks for train and val features separately
+
+
+@feature("autoencoder", "a convolutional autoencoder trained on the train images")
+def autoencoder_features(inp: FeatureInputs, rows) -> np.ndarray:
+    key = (str(inp.cohort.root), inp.seed, len(inp.cohort.ids))
+    if key not in _AUTOENCODERS:
+        _AUTOENCODERS.clear()  # one cohort's model at a time
+        _AUTOENCODERS[key] = fit_autoencoder(inp.cohort.images[inp.cohort.index("train")], seed=inp.seed,
+                                             device=inp.device)
+    return encode(_AUTOENCODERS[key], inp.cohort.images[rows], inp.device)
 
 
 @feature("clip", "a CLIP image encoder (needs --clip-model and `pip install .[clip]`)")
