@@ -16,7 +16,7 @@ from morphbias_fast.bench import encode as bench_encode
 from morphbias_fast.bench import mitigate as bench_mitigate
 from morphbias_fast.bench import register as bench_register
 from morphbias_fast.bench import same_run as bench_same_run
-from morphbias_fast.bench import selection as bench_selection
+from morphbias_fast.bench import variants as bench_variants
 from morphbias_fast.data.appearance import APPEARANCES, SHORTCUTS
 from morphbias_fast.data.synth import SynthConfig, synthesize
 from morphbias_fast.errors import MorphbiasError
@@ -426,13 +426,20 @@ def bench_batchnorm_cmd(run_dir, weights, epochs, seed, json_path) -> None:
         write_json(json_path, {"run": str(run_dir), "weights": weights, "epochs": rows})
 
 
-@bench.command("selection")
-@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
-def bench_selection_cmd(runs) -> None:
-    """The default strategy with its checkpoint chosen by the worst discovered val group, trained beside the
-    default in every finished seed of RUNS (as mitigate_counterfactual_worst); each seed's report re-made.
-    Table them with `bench mitigate`."""
-    bench_selection.run(list(runs))
+@bench.command("variants")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--variant", type=click.Choice(list(bench_variants.VARIANTS)), required=True,
+              help="Which variant of the default strategy to train beside it (see `morphbias-fast bench variants "
+                   "--help`).")
+def bench_variants_cmd(runs, variant) -> None:
+    """Train a variant of the default strategy in every finished seed folder of RUNS (as mitigate_VARIANT) and
+    re-make each seed's report, so the variant is a row beside the default; table them with `bench mitigate`.
+    Variants use only val data and discovered groups; choose between them on the val_disc_* columns.
+
+    \b
+    counterfactual_worst    the epoch kept by the worst discovered val group
+    counterfactual_matched  each generated copy weighted like its original (group-balanced)"""
+    bench_variants.run(list(runs), variant)
 
 
 @bench.command("same-run")

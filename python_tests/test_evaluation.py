@@ -1,10 +1,12 @@
 """Per-group metrics against scikit-learn and fairlearn (independent implementations)."""
 import numpy as np
+import pandas as pd
 import pytest
 from fairlearn.metrics import MetricFrame
 from sklearn.metrics import accuracy_score, precision_score, recall_score
 
 from morphbias_fast.evaluation import cell_metrics, group_metrics, twin_metrics
+from morphbias_fast.report.metrics import val_discovered
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -94,3 +96,17 @@ def test_twin_metrics_by_hand():
     assert t["cf_sensitivity"] == pytest.approx(0.35, abs=1e-12)
     assert t["cf_flip_rate"] == pytest.approx(0.5, abs=1e-12)
     assert t["ci"]["cf_sensitivity"] == pytest.approx([0.35, 0.35], abs=1e-12)  # constant within each cell
+
+
+def test_val_discovered_uses_val_rows_and_the_discovered_side_only():
+    """By hand: on val, the model predicts disease for every S_B case and for no S_NB case, so TPR and FPR both
+    differ by 1 between the sides (shortcut +1) and the worst cell (S_NB & diseased) is 0. Test rows and
+    subjects without a side must not count."""
+    ids = [f"s{i}" for i in range(10)]
+    preds = pd.DataFrame({"participant_id": ids, "split": ["val"] * 8 + ["test"] * 2,
+                          "y_true": [1, 0, 1, 0, 1, 0, 1, 0, 1, 1], "y_pred": [1, 1, 0, 0, 1, 0, 0, 0, 0, 0]})
+    roles = pd.Series(["S_B", "S_B", "S_NB", "S_NB", "none", "none", "S_NB", "S_NB", "S_B", "S_B"], index=ids)
+    out = val_discovered(preds, roles)
+    assert out == {"val_disc_wga": 0.0, "val_disc_shortcut": 1.0}
+    roles[:] = "S_B"  # one side only: the cells are undefined, reported as None
+    assert val_discovered(preds, roles) == {"val_disc_wga": None, "val_disc_shortcut": None}

@@ -164,22 +164,32 @@ def test_generating_strategies_decode_new_cases(run_out, strategy):
     assert (dest / "augmentations.png").stat().st_size > 0
 
 
-def test_a_registered_toy_strategy_runs(run_out, tmp_path):
+def test_a_registered_toy_strategy_runs(run_out, tmp_path, monkeypatch):
     """Adding a strategy is one function: this one up-weights diseased cases and asks for every train case's
-    own registered latent to be decoded as an extra image. The stage must train on the originals plus one
-    generated image per train case and write classify's files."""
+    own registered latent to be decoded as an extra image, the odd ones weighing 3x the even ones. The stage
+    must train on the originals plus one generated image per train case, the generated ones in those
+    proportions and together as heavy as the originals' count, and write classify's files."""
     from morphbias_fast import mitigate
+    from morphbias_fast.mitigate import stage
     from morphbias_fast.runfolder import RunFolder
 
     cohort, out, _ = run_out
-    seen = []
+    seen, weights = [], []
+    real_fit = stage.fit
+
+    def fit(*args, sample_weight=None, **kwargs):
+        weights.append(sample_weight)
+        return real_fit(*args, sample_weight=sample_weight, **kwargs)
+
+    monkeypatch.setattr(stage, "fit", fit)
 
     @mitigate.strategy("toy", "test only: diseased x2, each train case's latent decoded once more")
     def toy(inp):
         seen.append(inp.seed)
         y = inp.cohort.labels[inp.tr]
         return mitigate.Plan(weights=np.where(y == 1, 2.0, 1.0), val_weight=None, latents=inp.train_latents(),
-                             labels=y, examples=inp.cohort.images[inp.tr][:6], caption="toy")
+                             labels=y, examples=inp.cohort.images[inp.tr][:6], caption="toy",
+                             generated_weights=np.arange(len(y)) % 2 * 2.0 + 1.0)
 
     try:
         res = mitigate.run(RunFolder(out), mitigate.Config(strategy="toy", seed=5, epochs=2, out=tmp_path / "toy",
@@ -190,6 +200,9 @@ def test_a_registered_toy_strategy_runs(run_out, tmp_path):
     metrics = json.loads((tmp_path / "toy" / "metrics.json").read_text())
     n_train = int((pd.read_csv(cohort / "participants.tsv", sep="\t").split == "train").sum())
     assert metrics["strategy"] == "toy" and metrics["generated"] == n_train and metrics["train_size"] == 2 * n_train
+    gen = weights[0][n_train:]
+    np.testing.assert_allclose(gen[1::2], 3 * gen[0::2])
+    assert gen.sum() == pytest.approx(n_train)
     assert len(res.predictions) == len(pd.read_csv(cohort / "participants.tsv", sep="\t"))
     assert (tmp_path / "toy" / "predictions.csv").exists() and (tmp_path / "toy" / "augmentations.png").exists()
     assert "test accuracy" in res.summary()

@@ -97,7 +97,8 @@ def run(run: RunFolder, cfg: Config) -> Result:
     if extra is not None:  # originals and generated images weigh the same in total
         x_train = torch.cat([x_train, standardise(extra)])
         y_train = np.concatenate([y_train, plan.labels])
-        weights = np.concatenate([weights, np.full(len(extra), len(tr) / len(extra))])
+        g = np.ones(len(extra)) if plan.generated_weights is None else np.asarray(plan.generated_weights, float)
+        weights = np.concatenate([weights, g * len(tr) / g.sum()])
     train_cfg = TrainConfig(epochs=cfg.epochs, seed=cfg.seed, device=cfg.device)
     model, history = fit(x_train, y_train, x[va], y[va], train_cfg, sample_weight=weights, progress=cfg.progress,
                          val_weight=plan.val_weight, val_groups=plan.val_groups)

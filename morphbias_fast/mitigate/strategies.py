@@ -41,6 +41,7 @@ class Plan:
     caption: str = ""
     warning: str | None = None           # the plan is weaker than the strategy asked for (said, and recorded)
     val_groups: np.ndarray | None = None  # per val case: select the checkpoint by its worst group instead
+    generated_weights: np.ndarray | None = None  # relative weight of each generated image (None: all equal)
 
 
 @dataclass

@@ -10,7 +10,12 @@ equalized-odds gap and the signed shortcut effect, each with a stratified bootst
 six columns. Against the biased and unbiased rows: wga_gap_closed = (wga - wga_biased) / (wga_unbiased -
 wga_biased), cf_reduction = 1 - cf_sensitivity / cf_sensitivity_biased, and the paper's recall-NB gap closed
 (`gap_closed`), which has no upper bound: a model that calls every case without the bias diseased scores
-highest on it."""
+highest on it.
+
+Per row also, from the validation split and the discovered bias side alone (discovery's S_B / S_NB roles, no
+true bias, no test data): `val_disc_wga` and `val_disc_shortcut`, the worst-cell accuracy and the signed
+shortcut effect a user without bias labels can measure. Choices between variants of the method are made on
+these (issue 14, item 5); the test columns only report."""
 from __future__ import annotations
 
 import math
@@ -28,6 +33,7 @@ TWIN_METRICS = ("cf_sensitivity", "cf_flip_rate")
 HEADLINE = ("wga", "wga_gap_closed", "shortcut_effect", "cf_sensitivity", "cf_reduction", "cf_flip_rate",
             "bal_acc", "eo_gap")
 GAPS = ("wga_gap_closed", "cf_reduction", "gap_closed", "acc_B_drop")
+VAL_DISCOVERED = ("val_disc_wga", "val_disc_shortcut")
 PAIRED_AGAINST = ("oracle", "groupbal")  # the default is tested against these across seeds
 PAIRED_METRICS = ("wga", "shortcut_effect", "cf_sensitivity")
 
@@ -75,12 +81,27 @@ def _gaps(rows: list[dict]) -> None:
             r["cf_reduction"] = 1 - r["cf_sensitivity"] / b["cf_sensitivity"]
 
 
+def val_discovered(preds: pd.DataFrame, roles: pd.Series) -> dict:
+    """val_disc_wga and val_disc_shortcut of one model's predictions on the val split, with the discovered side
+    (role S_B = 1, S_NB = 0; subjects without a side left out) standing in for the bias."""
+    p = preds[preds.split == "val"]
+    side = roles.reindex(p.participant_id).map({"S_B": 1, "S_NB": 0}).to_numpy()
+    keep = ~pd.isna(side)
+    try:
+        c = cell_metrics(p.y_true.to_numpy()[keep], p.y_pred.to_numpy()[keep], side[keep].astype(int), n_boot=1)
+    except ValueError:  # a discovered side x label cell is empty on val: nothing to measure
+        return {k: None for k in VAL_DISCOVERED}
+    return {"val_disc_wga": _f(c["wga"]), "val_disc_shortcut": _f(c["shortcut_effect"])}
+
+
 def metrics_table(run: RunFolder, bias: pd.Series, twin_probs: dict | None = None) -> dict:
     """{"rows": [...]} on the test split; `bias` maps participant_id -> 0/1; `twin_probs` (optional) maps a
     model name to {"ids", "own", "twin"}: its disease probabilities on test subjects and their twins."""
     rows = []
+    roles = run.discover.read_subgroups().role if run.done("discover") else None
     for model, path in run.model_predictions().items():
         p = read_predictions(path)
+        disc = val_discovered(p, roles) if roles is not None else {}
         p = p[p.split == "test"]
         if p.empty:
             raise MorphbiasError(f"{path} has no test-split predictions")
@@ -92,7 +113,7 @@ def metrics_table(run: RunFolder, bias: pd.Series, twin_probs: dict | None = Non
             t = twin_probs[model]
             order = pd.Series(np.arange(len(t["ids"])), index=t["ids"]).reindex(p.participant_id).to_numpy()
             twins = {"own": t["own"][order], "twin": t["twin"][order]}
-        rows.append({**model_row(model, p, b.to_numpy().astype(int), twins), "predictions": str(path)})
+        rows.append({**model_row(model, p, b.to_numpy().astype(int), twins), **disc, "predictions": str(path)})
     _gaps(rows)
     return {"split": "test", "rows": rows}
 
@@ -141,7 +162,7 @@ def aggregate(per_seed: list[dict]) -> dict:
         if any(v is None for v in vals):
             continue
         row = {"model": model, "n_seeds": len(vals)}
-        for k in (*COLUMNS, "acc", *CELL_METRICS, *TWIN_METRICS, *GAPS):
+        for k in (*COLUMNS, "acc", *CELL_METRICS, *TWIN_METRICS, *GAPS, *VAL_DISCOVERED):
             xs = [v.get(k) for v in vals]
             if all(x is not None for x in xs):
                 row[k] = float(np.mean(xs))
