@@ -1,3 +1,3 @@
-from morphbias_fast.cli import main
+from morphbias_fast.launcher import main
 
 main(prog_name="morphbias-fast")

@@ -21,23 +21,9 @@ from morphbias_fast.data.appearance import APPEARANCES, SHORTCUTS
 from morphbias_fast.data.synth import SynthConfig, synthesize
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.files import write_json
+from morphbias_fast.launcher import CLIGroup
 from morphbias_fast.ops.hashgrid import cuda_compiled
 from morphbias_fast.runfolder import RunFolder
-
-
-class CLIGroup(click.Group):
-    """A group whose commands' MorphbiasErrors end as a one-line message and exit status 1 (no traceback),
-    and whose Ctrl-C says how to go on (exit status 130, as a shell reports SIGINT)."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except MorphbiasError as exc:
-            raise click.ClickException(str(exc)) from None
-        except KeyboardInterrupt:
-            click.echo("\ninterrupted: finished stages and checkpoints are kept; rerun the same command to go on "
-                       "(`run` skips what is done; `register` takes --resume)", err=True)
-            raise click.exceptions.Exit(130) from None
 
 
 # Options several commands share, defined once.

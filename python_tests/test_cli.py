@@ -61,3 +61,29 @@ def test_ctrl_c_says_how_to_go_on(monkeypatch):
     monkeypatch.setattr(pipeline, "run_pipeline", interrupted)
     result = CliRunner().invoke(main, ["run", "--out", "nowhere"])
     assert result.exit_code == 130 and "rerun the same command" in result.output and "--resume" in result.output
+
+
+def test_top_level_help_does_not_import_torch(tmp_path):
+    """`morphbias-fast --help` must answer before torch would have loaded (seconds); not importing it is the
+    deterministic form of that (the time itself is in bench/RESULTS.md)."""
+    code = ("import sys; from morphbias_fast.launcher import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "synth" in out.stdout and "mitigate" in out.stdout and out.stdout.strip().endswith("torch not loaded")
+
+
+def test_the_command_list_agrees_with_the_commands():
+    from morphbias_fast.launcher import COMMANDS
+
+    assert set(COMMANDS) == set(main.commands)
+    for name, text in COMMANDS.items():
+        assert " ".join(main.commands[name].help.split()).startswith(text.rstrip(".")), name
+
+
+def test_errors_through_the_entry_point_are_one_line(tmp_path):
+    from morphbias_fast.launcher import main as entry
+
+    result = CliRunner().invoke(entry, ["synth", str(tmp_path / "c"), "--bias-level", "1.5"])
+    assert result.exit_code == 1 and "--bias-level" in result.output and "Traceback" not in result.output
