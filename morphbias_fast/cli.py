@@ -23,7 +23,7 @@ from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.files import write_json
 from morphbias_fast.launcher import CLIGroup
 from morphbias_fast.ops.hashgrid import cuda_compiled
-from morphbias_fast.runfolder import RunFolder
+from morphbias_fast.runfolder import ModelFolder, RunFolder
 
 
 # Options several commands share, defined once.
@@ -57,6 +57,17 @@ def appearance_options(f):
                         help="template: subjects are the warped MNI152 T1 itself (noise-free, one contrast); "
                              "mri: warped tissue maps rendered as scans from three sites (contrast, bias "
                              "field, Rician noise, blur) with a larger subject effect (3 mm RMS, 20 modes).")(f)
+
+
+def overwrite_option(f):
+    return click.option("--overwrite", is_flag=True,
+                        help="Replace this stage's earlier results in RUN_DIR (without it the command refuses).")(f)
+
+
+def refuse_overwrite(done: bool, where: Path, stage: str, overwrite: bool) -> None:
+    """A stage run by hand must not silently replace results it (or `run`) wrote before."""
+    if done and not overwrite:
+        raise MorphbiasError(f"{where} already has {stage} results: pass --overwrite to replace them")
 
 
 def json_option(f):
@@ -119,26 +130,29 @@ def synth(out_dir, bias_level, n_train, n_val, n_test, dim, spacing, appearance,
 
 
 @main.command("classify")
-@click.argument("cohort_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@cohort_option
 @click.option("--label-column", default="disease", show_default=True, help="0/1 column of participants.tsv.")
 @epochs_option
 @click.option("--batch-size", type=click.IntRange(min=2), default=32, show_default=True, help="Images per step.")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="AdamW learning rate.")
 @seed_option
 @device_option
-def classify_cmd(cohort_dir, run_dir, label_column, epochs, batch_size, lr, seed, device) -> None:
+@overwrite_option
+def classify_cmd(run_dir, cohort_dir, label_column, epochs, batch_size, lr, seed, device, overwrite) -> None:
     """Train the paper's 5-layer CNN on COHORT_DIR's train split (model selection on val) and write
     RUN_DIR/classify/predictions.csv (every split), model.pt and metrics.json (accuracy, and recall/precision
     within cases with and without the bias when the cohort has a bias column)."""
     train = classify.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
-    res = classify.run(RunFolder(run_dir), classify.Config(cohort_dir, label_column=label_column, train=train))
+    run = RunFolder(run_dir)
+    refuse_overwrite(run.done("classify"), run.classify.path, "classify", overwrite)
+    res = classify.run(run, classify.Config(run.resolve_cohort(cohort_dir), label_column=label_column, train=train))
     click.echo(res.summary())
 
 
 @main.command("register")
-@click.argument("cohort_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@cohort_option
 @click.option("--arch", type=click.Choice(["hashgrid", "siren"]), default="hashgrid", show_default=True,
               help="hashgrid: our hash-grid encoder + FiLM MLP; siren: the paper's SIREN 4x256.")
 @click.option("--time-budget", type=float, default=240.0, show_default=True,
@@ -158,8 +172,9 @@ def classify_cmd(cohort_dir, run_dir, label_column, epochs, batch_size, lr, seed
 @seed_option
 @device_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint in RUN_DIR/register.")
-def register_cmd(cohort_dir, run_dir, arch, time_budget, steps, fit_steps, batch_subjects, points, similarity,
-                 seed, device, resume) -> None:
+@overwrite_option
+def register_cmd(run_dir, cohort_dir, arch, time_budget, steps, fit_steps, batch_subjects, points, similarity,
+                 seed, device, resume, overwrite) -> None:
     """Register every image of COHORT_DIR to its atlas with one generalizable INR and a latent per subject.
 
     Trains on the train split, then fits latents of val/test subjects with the network frozen. Writes
@@ -167,13 +182,19 @@ def register_cmd(cohort_dir, run_dir, arch, time_budget, steps, fit_steps, batch
     endpoint error against the true displacement when the cohort has it, folded voxels, seconds, steps).
     A checkpoint is written every two minutes and on Ctrl-C; --resume continues from it.
 
-    Several processes: `torchrun --nproc_per_node=N -m morphbias_fast register ...` shards subjects over the
+    Several processes: `torchrun --nproc_per_node=N -m morphbias_fast register RUN_DIR ...` shards subjects over the
     processes (gloo on CPU, NCCL on GPU); the result equals the one-process run up to floating-point noise.
     """
     inr = register.INRConfig(arch=arch, steps=steps, time_budget=time_budget or None, fit_steps=fit_steps,
                              batch_subjects=batch_subjects, points=points, similarity=similarity, seed=seed,
                              device=device)
-    res = register.run(RunFolder(run_dir), register.Config(cohort_dir, inr, resume=resume))
+    run = RunFolder(run_dir)
+    if not resume:
+        refuse_overwrite(run.done("register"), run.register.path, "register", overwrite)
+        if run.register.checkpoints() and not overwrite:
+            raise MorphbiasError(f"{run.register.path} has the checkpoint of an interrupted run: --resume continues "
+                                 f"it, --overwrite starts again and deletes it")
+    res = register.run(run, register.Config(run.resolve_cohort(cohort_dir), inr, resume=resume))
     if res.metrics:  # empty on ranks > 0 of a torchrun job
         click.echo(res.summary())
 
@@ -181,15 +202,20 @@ def register_cmd(cohort_dir, run_dir, arch, time_budget, steps, fit_steps, batch
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--subject", required=True, help="participant_id, e.g. sub-0001.")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Displacement field to write (ITK convention: LPS mm, vector NIfTI).")
-@click.option("--warped", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the atlas warped by the field (the model's picture of the subject).")
-def decode(run_dir, subject, out, warped) -> None:
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write into (made if missing): SUBJECT_desc-displacement_xfm.nii.gz, the field in "
+                   "ITK's convention (LPS mm, vector NIfTI).")
+@click.option("--warped", is_flag=True,
+              help="Also write SUBJECT_desc-warped_T1w.nii.gz: the atlas warped by the field (the model's picture "
+                   "of the subject).")
+@click.option("--h5", is_flag=True,
+              help="Also write SUBJECT_desc-displacement_xfm.h5, the field as an ITK transform file "
+                   "(sitk.ReadTransform, antsApplyTransforms).")
+def decode(run_dir, subject, out_dir, warped, h5) -> None:
     """Decode one subject's latent into its displacement field, usable by SimpleITK/ANTs as a
     DisplacementFieldTransform: subject(x) = atlas(x + u(x))."""
-    register.decode_subject(RunFolder(run_dir).register, subject, out, warped)
-    click.echo(f"wrote {out}" + (f" and {warped}" if warped else ""))
+    written = register.decode_subject(RunFolder(run_dir).register, subject, out_dir, warped=warped, h5=h5)
+    click.echo("wrote " + ", ".join(str(w) for w in written))
 
 
 @main.command("discover")
@@ -209,7 +235,8 @@ def decode(run_dir, subject, out, warped) -> None:
 @cohort_option
 @seed_option
 @device_option
-def discover_cmd(run_dir, features, clip_model, method, backend, out_dir, cohort_dir, seed, device) -> None:
+@overwrite_option
+def discover_cmd(run_dir, features, clip_model, method, backend, out_dir, cohort_dir, seed, device, overwrite) -> None:
     """Find the subgroups where RUN_DIR's classifier fails, on train and on val separately.
 
     Needs RUN_DIR/classify (and RUN_DIR/register for --features inr). Writes subgroups.csv
@@ -219,6 +246,8 @@ def discover_cmd(run_dir, features, clip_model, method, backend, out_dir, cohort
     """
     cfg = discover.Config(features=features, method=method, backend=backend, out=out_dir, seed=seed,
                           cohort=cohort_dir, device=device, clip_model=clip_model)
+    files = RunFolder(run_dir, discover_dir=out_dir).discover
+    refuse_overwrite(files.summary.exists(), files.path, "discover", overwrite)
     click.echo(discover.run(RunFolder(run_dir), cfg).summary())
 
 
@@ -234,7 +263,8 @@ def discover_cmd(run_dir, features, clip_model, method, backend, out_dir, cohort
 @epochs_option
 @seed_option
 @device_option
-def mitigate_cmd(run_dir, strategy, discover_dir, out_dir, cohort_dir, epochs, seed, device) -> None:
+@overwrite_option
+def mitigate_cmd(run_dir, strategy, discover_dir, out_dir, cohort_dir, epochs, seed, device, overwrite) -> None:
     """Retrain RUN_DIR's classifier from scratch so that it stops using the discovered shortcut.
 
     Writes predictions.csv (same columns as classify), metrics.json (accuracy, recall and precision in B and
@@ -243,7 +273,10 @@ def mitigate_cmd(run_dir, strategy, discover_dir, out_dir, cohort_dir, epochs, s
     """
     cfg = mitigate.Config(strategy=strategy, seed=seed, epochs=epochs, device=device, cohort=cohort_dir,
                           out=out_dir)
-    click.echo(mitigate.run(RunFolder(run_dir, discover_dir=discover_dir), cfg).summary())
+    run = RunFolder(run_dir, discover_dir=discover_dir)
+    folder = ModelFolder(out_dir) if out_dir is not None else run.mitigate(strategy)
+    refuse_overwrite(folder.predictions.exists(), folder.path, f"mitigate ({strategy})", overwrite)
+    click.echo(mitigate.run(run, cfg).summary())
 
 
 def _baselines(value: str) -> tuple[str, ...]:
@@ -257,14 +290,24 @@ def _baselines(value: str) -> tuple[str, ...]:
 
 
 @main.command(name="run")
-@click.argument("cohort_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run folder: every stage writes a subfolder; metrics.json and report.html at the top.")
+@click.option("--cohort", "cohort_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Your cohort (BIDS-style, with the atlas under atlas/).  [default: a synthetic cohort made in "
+                   "OUT/cohort with the options below]")
 @click.option("--bias-level", type=float, default=0.9, show_default=True,
-              help="For the synthetic cohort made when no COHORT_DIR is given.")
+              help="For the synthetic cohort: P(bias | disease).")
 @click.option("--dim", type=click.Choice(["2", "3"]), default="2", show_default=True,
               help="For the synthetic cohort: 2 = an axial slice (fast); 3 = whole volume.")
+@click.option("--n-train", type=click.IntRange(min=4), default=1000, show_default=True,
+              help="For the synthetic cohort: train subjects (e.g. 100 with --n-val 50 --n-test 52 for a smoke run).")
+@click.option("--n-val", type=click.IntRange(min=4), default=500, show_default=True,
+              help="For the synthetic cohort: validation subjects.")
+@click.option("--n-test", type=click.IntRange(min=4), default=500, show_default=True,
+              help="For the synthetic cohort: test subjects (balanced over bias and disease).")
 @appearance_options
+@epochs_option
+@device_option
 @seed_option
 @click.option("--seeds", default=None, help="Comma-separated seeds (e.g. 0,1,2,3,4): one run each under "
                                            "OUT/seed_K, and mean +- std at the top.")
@@ -272,13 +315,13 @@ def _baselines(value: str) -> tuple[str, ...]:
               help="Also run these mitigation strategies for comparison: any of "
                    + ",".join(s for s in mitigate.STRATEGIES if s != mitigate.DEFAULT)
                    + " (each retrains the classifier, ~2-5 min on 2 cores).")
-@click.option("--register-budget", type=float, default=240.0, show_default=True,
-              help="Seconds for the registration stage.")
-@click.option("--register-steps", type=click.IntRange(min=1), default=None,
-              help="Fixed registration training steps instead of the time budget (reproducible across machines).")
-def run_cmd(cohort_dir, out_dir, bias_level, dim, appearance, shortcut, seed, seeds, baselines, register_budget,
-            register_steps) -> None:
-    """The whole pipeline in one command: synth (when no COHORT_DIR) -> classify -> register -> discover ->
+@click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), default=240.0, show_default=True,
+              help="Seconds for the registration stage (as `register --time-budget`).")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Registration training steps instead of the time budget (reproducible across machines).")
+def run_cmd(out_dir, cohort_dir, bias_level, dim, n_train, n_val, n_test, appearance, shortcut, epochs, device, seed,
+            seeds, baselines, time_budget, steps) -> None:
+    """The whole pipeline in one command: synth (without --cohort) -> classify -> register -> discover ->
     mitigate -> unbiased reference -> report.
 
     A stage whose output exists is skipped, so rerunning the same command resumes. With a synthetic cohort
@@ -293,8 +336,8 @@ def run_cmd(cohort_dir, out_dir, bias_level, dim, appearance, shortcut, seed, se
         raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers",
                                  param_hint="--seeds") from None
     settings = pipeline.Settings(cohort=cohort_dir, bias_level=bias_level, dim=int(dim), appearance=appearance,
-                                 shortcut=shortcut, baselines=names,
-                                 register_budget=register_budget, register_steps=register_steps)
+                                 shortcut=shortcut, n_train=n_train, n_val=n_val, n_test=n_test, baselines=names,
+                                 time_budget=time_budget, steps=steps, epochs=epochs, device=device)
     click.echo(pipeline.run_pipeline(out_dir, settings, seed_list, seed_folders=seeds is not None).summary())
 
 

@@ -24,7 +24,8 @@ COMMANDS = {
 
 
 class CLIGroup(click.Group):
-    """A group whose commands' MorphbiasErrors end as a one-line message and exit status 1 (no traceback),
+    """A group whose commands' MorphbiasErrors, and the operating system's refusals (a folder that cannot be
+    written, a path under a file, a full disk), end as a one-line message and exit status 1 (no traceback),
     and whose Ctrl-C says how to go on (exit status 130, as a shell reports SIGINT)."""
 
     def invoke(self, ctx):
@@ -32,6 +33,10 @@ class CLIGroup(click.Group):
             return super().invoke(ctx)
         except MorphbiasError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            if exc.filename is None:  # not about a path the user gave: a real bug, keep its traceback
+                raise
+            raise click.ClickException(f"{exc.filename}: {exc.strerror or exc}") from None
         except KeyboardInterrupt:
             click.echo("\ninterrupted: finished stages and checkpoints are kept; rerun the same command to go on "
                        "(`run` skips what is done; `register` takes --resume)", err=True)

@@ -23,9 +23,14 @@ class Settings:
     dim: int = 2
     appearance: str = "template"
     shortcut: str = "morphology"
+    n_train: int = 1000
+    n_val: int = 500
+    n_test: int = 500
     baselines: tuple[str, ...] = ()
-    register_budget: float = 240.0
-    register_steps: int | None = None
+    time_budget: float = 240.0        # registration
+    steps: int | None = None          # registration training steps instead of the budget
+    epochs: int = 30                  # every classifier
+    device: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -38,22 +43,23 @@ class Step:
 
 def steps(s: Settings, synthetic: bool) -> list[Step]:
     """The stages of one run, in order; each call gets (run, cohort, seed)."""
-    inr = {"steps": s.register_steps, "time_budget": None if s.register_steps else s.register_budget}
+    inr = {"steps": s.steps, "time_budget": None if s.steps else s.time_budget, "device": s.device}
+    dev = {"epochs": s.epochs, "device": s.device}
     out = [
         Step("classify", "classify: the biased classifier",
-             lambda run, c, seed: classify.run(run, classify.Config(c, train=classify.TrainConfig(seed=seed)))),
+             lambda run, c, seed: classify.run(run, classify.Config(c, train=classify.TrainConfig(seed=seed, **dev)))),
         Step("register", "register: one INR for the cohort",
              lambda run, c, seed: register.run(run, register.Config(
                  c, register.INRConfig(seed=seed, **inr), resume=run.register.checkpoint().exists()))),
         Step("discover", "discover: where the classifier fails",
-             lambda run, c, seed: discover.run(run, discover.Config(seed=seed, cohort=c))),
+             lambda run, c, seed: discover.run(run, discover.Config(seed=seed, cohort=c, device=s.device))),
     ]
     for name in (mitigate.DEFAULT, *s.baselines):
         out.append(Step("mitigate", f"mitigate: {name}", lambda run, c, seed, name=name: mitigate.run(
-            run, mitigate.Config(strategy=name, seed=seed, cohort=c)), strategy=name))
+            run, mitigate.Config(strategy=name, seed=seed, cohort=c, **dev)), strategy=name))
     if synthetic:
         out.append(Step("unbiased", "unbiased reference",
-                        lambda run, c, seed: unbiased.run(run, unbiased.Config(c, seed=seed))))
+                        lambda run, c, seed: unbiased.run(run, unbiased.Config(c, seed=seed, **dev))))
     return out
 
 
@@ -65,7 +71,8 @@ def _cohort(run: RunFolder, s: Settings, seed: int) -> Path:
         if not cohort_exists(cohort):
             say(f"synth: bias level {s.bias_level}, {s.dim}-D, {s.appearance}, seed {seed}")
             synthesize(cohort, SynthConfig(bias_level=s.bias_level, dim=s.dim, seed=seed, appearance=s.appearance,
-                                           shortcut=s.shortcut), overwrite=True)
+                                           shortcut=s.shortcut, n_train=s.n_train, n_val=s.n_val,
+                                           n_test=s.n_test), overwrite=True)
     if "bias" not in load_cohort(cohort, load_images=False).participants:
         # Checked before the long stages: the report's table is per value of this attribute.
         raise MorphbiasError(f"{cohort / 'participants.tsv'} has no 'bias' column: `run` reports per group, "

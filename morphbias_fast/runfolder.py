@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from morphbias_fast.data import cohort_exists
+from morphbias_fast.data import cohort_exists, load_cohort
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.files import atomic_path
 
@@ -199,10 +199,24 @@ class RunFolder:
             raise ValueError(f"unknown stage {stage!r} (one of {', '.join(STAGES)})")
         return marker[stage].exists()
 
+    def _check_belongs(self, cohort_dir: Path) -> None:
+        """A --cohort for a run that already has predictions must hold exactly the participants they cover."""
+        if not self.classify.predictions.exists():
+            return
+        if not cohort_exists(cohort_dir):
+            raise MorphbiasError(f"--cohort {cohort_dir} is not a cohort (no participants.tsv)")
+        ours = set(load_cohort(cohort_dir, load_images=False).ids)
+        theirs = set(self.classify.read_predictions().participant_id)
+        if ours != theirs:
+            example = sorted(theirs - ours or ours - theirs)[0]
+            raise MorphbiasError(f"--cohort {cohort_dir} does not belong to {self.root}: its classifier was trained "
+                                 f"on other participants ({example} is in one and not the other)")
+
     def resolve_cohort(self, cohort_dir=None) -> Path:
         """The cohort this run belongs to: `cohort_dir` when given, else RUN/cohort (what `run` makes),
         else the cohort the classify stage recorded."""
         if cohort_dir is not None:
+            self._check_belongs(Path(cohort_dir))
             return Path(cohort_dir)
         if cohort_exists(self.cohort_dir):
             return self.cohort_dir

@@ -87,3 +87,28 @@ def test_errors_through_the_entry_point_are_one_line(tmp_path):
 
     result = CliRunner().invoke(entry, ["synth", str(tmp_path / "c"), "--bias-level", "1.5"])
     assert result.exit_code == 1 and "--bias-level" in result.output and "Traceback" not in result.output
+
+
+def _all_commands(group, prefix=()):
+    for name, cmd in group.commands.items():
+        yield (*prefix, name), cmd
+        if hasattr(cmd, "commands"):
+            yield from _all_commands(cmd, (*prefix, name))
+
+
+def test_every_option_has_help_and_one_vocabulary():
+    """Every option explains itself; the shared names mean one thing everywhere (no --register-budget beside
+    --time-budget); stage commands take the run folder first and the cohort as --cohort."""
+    seen = {}
+    for path, cmd in _all_commands(main):
+        for p in cmd.params:
+            if p.param_type_name == "option" and p.name != "help":
+                assert p.help, f"{' '.join(path)} {p.opts[0]} has no help text"
+                seen.setdefault(p.opts[0], set()).add(" ".join(path))
+    assert "--register-budget" not in seen and "--register-steps" not in seen
+    assert {"classify", "register", "discover", "mitigate", "run"} <= seen["--cohort"]
+    assert {"register", "run"} <= seen["--time-budget"]
+    assert {"classify", "register", "discover", "mitigate", "run"} <= seen["--device"]
+    for name in ("classify", "register", "discover", "mitigate", "decode"):
+        args = [p.name for p in main.commands[name].params if p.param_type_name == "argument"]
+        assert args == ["run_dir"], (name, args)

@@ -103,7 +103,7 @@ def test_reader_names_the_problem(cohort, breaker):
 def test_classify_refuses_before_writing(cohort, tmp_path, breaker):
     needle = breaker(cohort)
     run = tmp_path / "run"
-    result = CliRunner().invoke(main, ["classify", str(cohort), str(run), "--epochs", "1"])
+    result = CliRunner().invoke(main, ["classify", str(run), "--cohort", str(cohort), "--epochs", "1"])
     assert result.exit_code == 1
     assert needle in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1

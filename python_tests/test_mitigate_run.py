@@ -69,8 +69,8 @@ def run_out(tmp_path_factory):
     cohort = root / "cohort"
     synthesize(cohort, SynthConfig(n_train=120, n_val=60, n_test=40, spacing=8.0, bias_level=0.9), progress=False)
     out = root / "run"
-    res = CliRunner().invoke(main, ["run", str(cohort), "--out", str(out), "--baselines", "oracle",
-                                    "--register-steps", "150"])
+    res = CliRunner().invoke(main, ["run", "--out", str(out), "--cohort", str(cohort), "--baselines", "oracle",
+                                    "--steps", "150"])
     assert res.exit_code == 0, res.output[-3000:]
     return cohort, out, res.output
 
@@ -130,7 +130,7 @@ def test_rerun_skips_finished_stages(run_out):
     cohort, out, _ = run_out
     before = {p: p.stat().st_mtime_ns for p in (out / "classify/predictions.csv", out / "register/latents.npz",
                                                  out / "mitigate/predictions.csv")}
-    res = CliRunner().invoke(main, ["run", str(cohort), "--out", str(out), "--baselines", "oracle"])
+    res = CliRunner().invoke(main, ["run", "--out", str(out), "--cohort", str(cohort), "--baselines", "oracle"])
     assert res.exit_code == 0, res.output
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
 
@@ -252,7 +252,7 @@ def test_run_needs_a_bias_column_before_any_work(tmp_path, run_out):
     shutil.copytree(cohort, copy)
     parts = pd.read_csv(copy / "participants.tsv", sep="\t")
     parts.drop(columns="bias").to_csv(copy / "participants.tsv", sep="\t", index=False)
-    res = CliRunner().invoke(main, ["run", str(copy), "--out", str(tmp_path / "run")])
+    res = CliRunner().invoke(main, ["run", "--out", str(tmp_path / "run"), "--cohort", str(copy)])
     assert res.exit_code == 1 and "'bias' column" in res.output
     assert not (tmp_path / "run" / "classify").exists()  # failed before training anything
 

@@ -70,18 +70,26 @@ def test_stage_outputs(cohort, tmp_path):
 
 def test_decode_writes_a_field_simpleitk_applies(cohort, tmp_path):
     run_register(cohort, tmp_path, INRConfig(**TINY))
-    field, warped = tmp_path / "f.nii.gz", tmp_path / "w.nii.gz"
-    result = CliRunner().invoke(main, ["decode", str(tmp_path), "--subject", "sub-0002", "--out", str(field),
-                                       "--warped", str(warped)])
+    out_dir = tmp_path / "decoded"
+    result = CliRunner().invoke(main, ["decode", str(tmp_path), "--subject", "sub-0002", "--out", str(out_dir),
+                                       "--warped", "--h5"])
     assert result.exit_code == 0, result.output
+    field = out_dir / "sub-0002_desc-displacement_xfm.nii.gz"
+    warped = out_dir / "sub-0002_desc-warped_T1w.nii.gz"
     atlas = sitk.ReadImage(str(tmp_path / "register" / "atlas_T1w.nii.gz"), sitk.sitkFloat64)
     disp = sitk.ReadImage(str(field), sitk.sitkVectorFloat64)
     out = sitk.Resample(atlas, atlas, sitk.DisplacementFieldTransform(sitk.Image(disp)), sitk.sitkLinear, 0.0)
     ours = sitk.GetArrayFromImage(sitk.ReadImage(str(warped), sitk.sitkFloat64))
     # Both are linear interpolation of the same atlas at the same points: equal up to float32 storage.
     assert np.abs(sitk.GetArrayFromImage(out) - ours).max() < 1e-5
-    bad = CliRunner().invoke(main, ["decode", str(tmp_path), "--subject", "sub-9999", "--out", str(field)])
+    # the .h5 is an ITK transform file SimpleITK reads back as the same warp
+    tx = sitk.ReadTransform(str(out_dir / "sub-0002_desc-displacement_xfm.h5"))
+    from_h5 = sitk.GetArrayFromImage(sitk.Resample(atlas, atlas, tx, sitk.sitkLinear, 0.0))
+    assert np.abs(from_h5 - sitk.GetArrayFromImage(out)).max() < 1e-9  # the same float64 field, the same filter
+    bad = CliRunner().invoke(main, ["decode", str(tmp_path), "--subject", "sub-9999", "--out", str(out_dir)])
     assert bad.exit_code == 1 and "sub-9999" in bad.output
+    not_a_folder = CliRunner().invoke(main, ["decode", str(tmp_path), "--subject", "sub-0002", "--out", str(field)])
+    assert not_a_folder.exit_code == 2 and "is a file" in not_a_folder.output  # click refuses it as a usage error
 
 
 def test_resume_ends_where_the_uninterrupted_run_ends(cohort, tmp_path, monkeypatch):
@@ -129,7 +137,7 @@ def test_two_gloo_processes_match_one(cohort, tmp_path):
     import sys
 
     # 3 subjects per step out of 8: the two ranks get unequal shares, so a wrong loss weighting would show.
-    args = ["register", str(cohort), "RUN", "--steps", "20", "--time-budget", "0", "--fit-steps", "3",
+    args = ["register", "RUN", "--cohort", str(cohort), "--steps", "20", "--time-budget", "0", "--fit-steps", "3",
             "--batch-subjects", "3", "--points", "256", "--device", "cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one = [sys.executable, "-m", "morphbias_fast", *[a.replace("RUN", str(tmp_path / "one")) for a in args]]
@@ -172,8 +180,8 @@ def test_three_d_cohort_registers_and_decodes(tmp_path):
     cfg = INRConfig(**{**TINY, "steps": 5, "fit_steps": 3, "batch_subjects": 2, "points": 128})
     m = run_register(cohort3, tmp_path / "run", cfg)
     assert set(m["splits"]) == {"train", "val", "test"}
-    out = tmp_path / "f.nii.gz"
-    result = CliRunner().invoke(main, ["decode", str(tmp_path / "run"), "--subject", "sub-0001", "--out", str(out)])
+    result = CliRunner().invoke(main, ["decode", str(tmp_path / "run"), "--subject", "sub-0001", "--out",
+                                       str(tmp_path / "dec")])
     assert result.exit_code == 0, result.output
-    field = sitk.ReadImage(str(out))
+    field = sitk.ReadImage(str(tmp_path / "dec" / "sub-0001_desc-displacement_xfm.nii.gz"))
     assert field.GetDimension() == 3 and field.GetNumberOfComponentsPerPixel() == 3

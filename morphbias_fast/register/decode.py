@@ -70,17 +70,30 @@ class Decoder:
         return np.concatenate(out) if out else np.zeros((0, *self.shape), np.float32)
 
 
-def decode_subject(files: RegisterFolder, subject: str, out: Path, warped: Path | None = None) -> None:
-    """Write one subject's displacement field (ITK convention) to `out` and, optionally, the warped atlas."""
+def decode_subject(files: RegisterFolder, subject: str, out_dir: Path, warped: bool = False,
+                   h5: bool = False) -> list[Path]:
+    """Write one subject's displacement field (ITK convention, vector NIfTI) into `out_dir` and, when asked,
+    the atlas warped by it and the field as an ITK transform file (.h5). Returns the paths written."""
     decoder = Decoder.load(files)
     latents = files.read_latents()
     if subject not in latents:
         raise MorphbiasError(f"subject {subject} is not in {files.latents}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MorphbiasError(f"--out {out_dir} is a file: decode writes into a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
     u = decoder.fields(torch.as_tensor(latents[subject])[None])
-    ref = sitk.ReadImage(str(files.atlas))
-    with atomic_path(Path(out)) as tmp:
-        sitk.WriteImage(fields.to_itk(u[0].numpy(), ref), str(tmp), useCompression=True)
-    if warped is not None:
+    field = fields.to_itk(u[0].numpy(), sitk.ReadImage(str(files.atlas)))
+    written = [out_dir / f"{subject}_desc-displacement_xfm.nii.gz"]
+    with atomic_path(written[-1]) as tmp:
+        sitk.WriteImage(field, str(tmp), useCompression=True)
+    if h5:
+        written.append(out_dir / f"{subject}_desc-displacement_xfm.h5")
+        with atomic_path(written[-1]) as tmp:
+            sitk.WriteTransform(sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64)), str(tmp))
+    if warped:
         atlas = nib.load(str(files.atlas))
-        with atomic_path(Path(warped)) as tmp:
+        written.append(out_dir / f"{subject}_desc-warped_T1w.nii.gz")
+        with atomic_path(written[-1]) as tmp:
             nib.save(nib.Nifti1Image(decoder.warp(u)[0].numpy(), atlas.affine, atlas.header), str(tmp))
+    return written

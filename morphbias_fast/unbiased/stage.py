@@ -22,6 +22,8 @@ from morphbias_fast.runfolder import RunFolder, write_predictions
 class Config:
     cohort: Path   # the run's synthetic cohort
     seed: int = 0
+    epochs: int = 30
+    device: str = "auto"
     progress: bool = True
 
 
@@ -45,9 +47,9 @@ def run(run: RunFolder, cfg: Config) -> Result:
         synthesize(ref.cohort_dir, replace(synth_cfg, bias_level=0.5), overwrite=True, progress=cfg.progress)
     if not ref.done("classify"):
         say("unbiased reference: training the classifier")
-        classify.run(ref, classify.Config(cohort=ref.cohort_dir, train=classify.TrainConfig(seed=cfg.seed),
-                                          progress=cfg.progress))
-    device = resolve_device("auto")
+        train = classify.TrainConfig(seed=cfg.seed, epochs=cfg.epochs, device=cfg.device)
+        classify.run(ref, classify.Config(cohort=ref.cohort_dir, train=train, progress=cfg.progress))
+    device = resolve_device(cfg.device)
     model = classify.load_classifier(ref.classify.model, device)
     cohort = load_cohort(cfg.cohort)
     prob = classify.predict_proba(model, classify.standardise(cohort.images), device)
