@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from morphbias_fast import register
 from morphbias_fast.cli import main
+from morphbias_fast.data.fields import read_grid
 from morphbias_fast.data.synth import SynthConfig, synthesize
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.register import INRConfig, build_model, det_identity_plus
@@ -76,10 +77,10 @@ def test_decode_writes_a_field_simpleitk_applies(cohort, tmp_path):
     assert result.exit_code == 0, result.output
     field = out_dir / "sub-0002_desc-displacement_xfm.nii.gz"
     warped = out_dir / "sub-0002_desc-warped_T1w.nii.gz"
-    atlas = sitk.ReadImage(str(tmp_path / "register" / "atlas_T1w.nii.gz"), sitk.sitkFloat64)
+    atlas = read_grid(tmp_path / "register" / "atlas_T1w.nii.gz", sitk.sitkFloat64)  # the 2-D slice
     disp = sitk.ReadImage(str(field), sitk.sitkVectorFloat64)
     out = sitk.Resample(atlas, atlas, sitk.DisplacementFieldTransform(sitk.Image(disp)), sitk.sitkLinear, 0.0)
-    ours = sitk.GetArrayFromImage(sitk.ReadImage(str(warped), sitk.sitkFloat64))
+    ours = sitk.GetArrayFromImage(read_grid(warped, sitk.sitkFloat64))
     # Both are linear interpolation of the same atlas at the same points: equal up to float32 storage.
     assert np.abs(sitk.GetArrayFromImage(out) - ours).max() < 1e-5
     # the .h5 is an ITK transform file SimpleITK reads back as the same warp

@@ -11,6 +11,7 @@ import SimpleITK as sitk
 from click.testing import CliRunner
 
 from morphbias_fast.cli import main
+from morphbias_fast.data.fields import read_grid
 from morphbias_fast.data.synth import SynthConfig, synthesize
 
 SMALL = dict(n_train=12, n_val=8, n_test=8, spacing=4.0)
@@ -61,9 +62,10 @@ def test_group_counts_are_exact(cohort):
 
 def test_simpleitk_reproduces_subjects_from_true_displacements(cohort):
     df = pd.read_csv(cohort / "participants.tsv", sep="\t")
-    atlas = sitk.ReadImage(str(cohort / "atlas" / "atlas_T1w.nii.gz"), sitk.sitkFloat64)
+    # the 2-D cohort's single-slice volumes as the 2-D images its 2-D fields apply to
+    atlas = read_grid(cohort / "atlas" / "atlas_T1w.nii.gz", sitk.sitkFloat64)
     for pid in df.participant_id[:10]:
-        subj = sitk.ReadImage(str(cohort / pid / "anat" / f"{pid}_T1w.nii.gz"), sitk.sitkFloat64)
+        subj = read_grid(cohort / pid / "anat" / f"{pid}_T1w.nii.gz", sitk.sitkFloat64)
         disp = sitk.ReadImage(str(cohort / "derivatives" / "synth" / pid / "anat" /
                                   f"{pid}_desc-displacement_xfm.nii.gz"), sitk.sitkVectorFloat64)
         tx = sitk.DisplacementFieldTransform(sitk.Image(disp))

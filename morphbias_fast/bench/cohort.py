@@ -11,7 +11,7 @@ import matplotlib
 import numpy as np
 import SimpleITK as sitk
 
-from morphbias_fast.data import appearance
+from morphbias_fast.data import appearance, fields
 from morphbias_fast.data.synth import Generator, SynthConfig, read_synth_config, synthesize
 from morphbias_fast.data.template import load_tissues
 from morphbias_fast.files import atomic_path
@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
 
 def _itk_maps(cohort: Path, cfg: SynthConfig) -> tuple[sitk.Image, list[sitk.Image]]:
-    ref = sitk.ReadImage(str(cohort / "atlas" / "atlas_T1w.nii.gz"), sitk.sitkFloat64)
+    ref = fields.read_grid(cohort / "atlas" / "atlas_T1w.nii.gz", sitk.sitkFloat64)
     maps = []
     for p in load_tissues(cfg.dim, cfg.spacing):
         img = sitk.GetImageFromArray(p.T.astype(np.float64))  # numpy [x, y(, z)] -> ITK's reversed index order

@@ -76,7 +76,8 @@ def _image_path(root: Path, pid: str) -> Path:
 
 
 def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(data as float32, affine), or a MorphbiasError naming the file."""
+    """(data as float32, affine), or a MorphbiasError naming the file. A single-slice volume (how a 2-D cohort
+    is stored: BIDS requires 3-D anatomy) comes back as its 2-D slice."""
     import nibabel as nib
 
     try:
@@ -86,6 +87,8 @@ def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise MorphbiasError(f"cannot read {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
     if not np.isfinite(data).all():
         raise MorphbiasError(f"{path} contains NaN or infinite voxels")
+    if data.ndim == 3 and data.shape[2] == 1:
+        data = data[..., 0]
     return data, img.affine
 
 

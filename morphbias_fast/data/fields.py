@@ -1,5 +1,11 @@
 """Displacement fields between our voxel-unit tensors and ITK's convention (physical LPS mm, vector NIfTI,
-phi(x) = x + u(x) maps a subject-space point to the atlas point it samples: subject(x) = atlas(x + u(x)))."""
+phi(x) = x + u(x) maps a subject-space point to the atlas point it samples: subject(x) = atlas(x + u(x))).
+
+A 2-D cohort stores its images as single-slice volumes (BIDS requires 3-D anatomy), which ITK reads as 3-D
+images of one slice; its fields stay 2-D ITK images (ITK reads a one-slice vector image back as 2-D, so a 3-D
+one-slice field could not be applied). `read_grid` gives the 2-D slice of such an image, the grid a 2-D field
+lives on; `write` puts the slice's z position in the field's NIfTI header (ITK writes 0), so image and field
+agree for readers that keep the third axis (nibabel, FSL)."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,6 +24,33 @@ def to_itk(u_vox: np.ndarray, ref_image):
     img = sitk.GetImageFromArray(arr, isVector=True)
     img.CopyInformation(ref_image)
     return img
+
+
+def read_grid(path, pixel_type=None):
+    """SimpleITK image of `path` (as `pixel_type` when given); a single-slice volume as its 2-D slice."""
+    import SimpleITK as sitk
+
+    img = sitk.ReadImage(str(path)) if pixel_type is None else sitk.ReadImage(str(path), pixel_type)
+    if img.GetDimension() == 3 and img.GetSize()[2] == 1:
+        img = img[:, :, 0]
+    return img
+
+
+def write(img, path, z_mm: float = 0.0) -> None:
+    """Write a SimpleITK field to `path` (compressed NIfTI); a 2-D field gets the slice's z (mm) as the z
+    offset of its NIfTI header."""
+    import nibabel as nib
+    import SimpleITK as sitk
+
+    sitk.WriteImage(img, str(path), useCompression=True)
+    if img.GetDimension() == 2 and z_mm != 0.0:
+        nii = nib.load(str(path))
+        affine = nii.affine.copy()
+        affine[2, 3] = z_mm
+        header = nii.header.copy()
+        header.set_sform(affine, code=int(nii.header["sform_code"]))
+        header.set_qform(affine, code=int(nii.header["qform_code"]))
+        nib.save(nib.Nifti1Image(np.asanyarray(nii.dataobj), affine, header), str(path))
 
 
 def from_itk(img) -> np.ndarray:

@@ -198,7 +198,8 @@ class Generator:
 
 
 def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
-    img = nib.Nifti1Image(data, affine)
+    """A NIfTI image in MNI space; a 2-D slice is stored as a single-slice volume (BIDS requires 3-D)."""
+    img = nib.Nifti1Image(data[..., None] if data.ndim == 2 else data, affine)
     img.header.set_xyzt_units("mm")
     img.set_sform(affine, code=4)  # aligned to MNI152
     img.set_qform(affine, code=4)
@@ -213,7 +214,6 @@ def _save_gz(img, path: Path) -> None:
 def synthesize(out_dir: Path, cfg: SynthConfig, overwrite: bool = False, progress: bool = True,
                batch: int = 32) -> Path:
     """Write the cohort to out_dir (see module doc). Returns out_dir."""
-    import SimpleITK as sitk
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
@@ -228,7 +228,7 @@ def synthesize(out_dir: Path, cfg: SynthConfig, overwrite: bool = False, progres
         (tmp / "atlas").mkdir()
         _save_gz(_nifti(tpl.image, tpl.affine), tmp / "atlas" / "atlas_T1w.nii.gz")
         _save_gz(_nifti(tpl.mask.astype(np.uint8), tpl.affine), tmp / "atlas" / "atlas_mask.nii.gz")
-        ref_itk = sitk.ReadImage(str(tmp / "atlas" / "atlas_T1w.nii.gz"))
+        ref_itk = fields.read_grid(tmp / "atlas" / "atlas_T1w.nii.gz")
 
         bar = tqdm(total=len(df), desc="synth", unit="subject", disable=not progress)
         for lo in range(0, len(df), batch):
@@ -241,15 +241,13 @@ def synthesize(out_dir: Path, cfg: SynthConfig, overwrite: bool = False, progres
                 _save_gz(_nifti(imgs[b].astype(np.float32), tpl.affine), anat / f"{pid}_T1w.nii.gz")
                 xfm = tmp / "derivatives" / "synth" / pid / "anat"
                 xfm.mkdir(parents=True)
-                sitk.WriteImage(fields.to_itk(u[b].numpy(), ref_itk),
-                                str(xfm / f"{pid}_desc-displacement_xfm.nii.gz"), useCompression=True)
+                fields.write(fields.to_itk(u[b].numpy(), ref_itk), xfm / f"{pid}_desc-displacement_xfm.nii.gz",
+                             z_mm=float(tpl.affine[2, 3]))
             bar.update(len(rows))
         bar.close()
 
         df.to_csv(tmp / "participants.tsv", sep="\t", index=False, float_format="%.6f")
-        desc = {"Name": f"morphbias-fast synthetic cohort (bias level {cfg.bias_level})", "BIDSVersion": "1.9.0",
-                "DatasetType": "raw", "GeneratedBy": [{"Name": "morphbias-fast synth"}], "SynthConfig": asdict(cfg)}
-        (tmp / "dataset_description.json").write_text(json.dumps(desc, indent=2) + "\n")
+        _write_bids_metadata(tmp, cfg, df.columns)
         if out_dir.exists():
             shutil.rmtree(out_dir) if out_dir.is_dir() else out_dir.unlink()
         as_if_created(tmp, directory=True)
@@ -258,6 +256,41 @@ def synthesize(out_dir: Path, cfg: SynthConfig, overwrite: bool = False, progres
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+_COLUMNS = {
+    "participant_id": "Subject label (sub-NNNN).",
+    "split": "train, val or test: the split every stage uses (test is balanced over bias and disease).",
+    "disease": "1 = diseased (the label a classifier predicts), 0 = control.",
+    "bias": "1 = the bias effect is present (the shortcut), 0 = absent.",
+    "disease_coef": "Coefficient of the disease mode (right insula): N(+1, 1) if diseased, N(-1, 1) if not.",
+    "bias_coef": "Coefficient of the bias effect (left putamen), drawn for everyone; acts where bias = 1.",
+    "site": "Scanner site (0, 1, 2) of the mri appearance: contrast, noise and bias-field strength.",
+}
+
+
+def _write_bids_metadata(root: Path, cfg: SynthConfig, columns) -> None:
+    """dataset_description.json (with the SynthConfig), participants.json describing every column, README,
+    LICENSE, .bidsignore (atlas/ is ours, not BIDS) and the derivatives' own dataset_description.json."""
+    license = "CC0"  # generated data, derived from the MNI152 2009 template (free to use with attribution)
+    desc = {"Name": f"morphbias-fast synthetic cohort (bias level {cfg.bias_level})", "BIDSVersion": "1.9.0",
+            "DatasetType": "raw", "License": license, "Authors": ["morphbias-fast synth"],
+            "GeneratedBy": [{"Name": "morphbias-fast synth"}], "SynthConfig": asdict(cfg)}
+    (root / "dataset_description.json").write_text(json.dumps(desc, indent=2) + "\n")
+    described = {c: {"Description": _COLUMNS.get(c, f"Coefficient of global subject mode {c.rsplit('_', 1)[-1]}: "
+                                                    "truncated N(0, 1).")} for c in columns if c != "participant_id"}
+    described["participant_id"] = {"Description": _COLUMNS["participant_id"]}
+    (root / "participants.json").write_text(json.dumps(described, indent=2) + "\n")
+    (root / "README").write_text(
+        f"A synthetic cohort written by `morphbias-fast synth` ({cfg.appearance} appearance, {cfg.dim}-D, bias level "
+        f"{cfg.bias_level}, seed {cfg.seed}). Each subject is the MNI152 2009 template warped by a known "
+        f"deformation (derivatives/synth holds every field in ITK's convention). atlas/ holds the atlas the\n"
+        f"registration uses; it is not BIDS data and is listed in .bidsignore.\n")
+    (root / "LICENSE").write_text(f"{license}: these generated images and tables may be used without restriction.\n")
+    (root / ".bidsignore").write_text("atlas\n")  # the folder itself: "atlas/" leaves the folder reported
+    deriv = {"Name": "morphbias-fast synth: true displacement fields", "BIDSVersion": "1.9.0",
+             "DatasetType": "derivative", "GeneratedBy": [{"Name": "morphbias-fast synth"}]}
+    (root / "derivatives" / "synth" / "dataset_description.json").write_text(json.dumps(deriv, indent=2) + "\n")
 
 
 def read_synth_config(cohort_dir) -> SynthConfig | None:

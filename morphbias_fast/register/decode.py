@@ -11,7 +11,7 @@ import SimpleITK as sitk
 import torch
 from tqdm import tqdm
 
-from morphbias_fast.data import deform, fields
+from morphbias_fast.data import deform, fields, read_nifti
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.files import atomic_path
 from morphbias_fast.register.model import build_model
@@ -34,7 +34,7 @@ class Decoder:
         model = build_model(ckpt["arch"], ckpt["dim"], ckpt["latent_dim"]).to(device)
         model.load_state_dict(ckpt["model"])
         model.eval()
-        atlas = np.asarray(nib.load(str(files.atlas)).dataobj, dtype=np.float32)
+        atlas = read_nifti(files.atlas)[0]
         return cls(model, torch.as_tensor(atlas, device=device)[None, None])
 
     @property
@@ -83,17 +83,18 @@ def decode_subject(files: RegisterFolder, subject: str, out_dir: Path, warped: b
         raise MorphbiasError(f"--out {out_dir} is a file: decode writes into a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     u = decoder.fields(torch.as_tensor(latents[subject])[None])
-    field = fields.to_itk(u[0].numpy(), sitk.ReadImage(str(files.atlas)))
+    field = fields.to_itk(u[0].numpy(), fields.read_grid(files.atlas))
     written = [out_dir / f"{subject}_desc-displacement_xfm.nii.gz"]
+    atlas = nib.load(str(files.atlas))
     with atomic_path(written[-1]) as tmp:
-        sitk.WriteImage(field, str(tmp), useCompression=True)
+        fields.write(field, tmp, z_mm=float(atlas.affine[2, 3]))
     if h5:
         written.append(out_dir / f"{subject}_desc-displacement_xfm.h5")
         with atomic_path(written[-1]) as tmp:
             sitk.WriteTransform(sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64)), str(tmp))
     if warped:
-        atlas = nib.load(str(files.atlas))
         written.append(out_dir / f"{subject}_desc-warped_T1w.nii.gz")
         with atomic_path(written[-1]) as tmp:
-            nib.save(nib.Nifti1Image(decoder.warp(u)[0].numpy(), atlas.affine, atlas.header), str(tmp))
+            image = decoder.warp(u)[0].numpy().reshape(atlas.shape)  # a 2-D slice keeps the atlas's single slice
+            nib.save(nib.Nifti1Image(image, atlas.affine, atlas.header), str(tmp))
     return written

@@ -16,7 +16,7 @@ def split_metrics(model, imgs: Images, z: torch.Tensor, rows: np.ndarray, cohort
     """Image MSE, endpoint error (mm, inside the brain mask) against the true field when the cohort has it,
     and the share of folded voxels as SimpleITK's DisplacementFieldJacobianDeterminant measures it."""
     decoder = Decoder(model, imgs.atlas)  # the atlas scaled as the images are
-    ref = sitk.ReadImage(str(cohort.atlas_path))
+    ref = fields.read_grid(cohort.atlas_path)
     mse, epe, true_mag, folded = [], [], [], []
     for lo in range(0, len(rows), batch):
         sel = rows[lo: lo + batch]
