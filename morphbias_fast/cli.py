@@ -8,7 +8,7 @@ import click
 import torch
 
 import morphbias_fast as mbf
-from morphbias_fast import classify, discover, mitigate, pipeline, register
+from morphbias_fast import classify, discover, gates, mitigate, pipeline, register
 from morphbias_fast.bench import batchnorm as bench_batchnorm
 from morphbias_fast.bench import cohort as bench_cohort
 from morphbias_fast.bench import discover as bench_discover
@@ -62,6 +62,23 @@ def appearance_options(f):
 def overwrite_option(f):
     return click.option("--overwrite", is_flag=True,
                         help="Replace this stage's earlier results in RUN_DIR (without it the command refuses).")(f)
+
+
+def strict_option(f):
+    return click.option("--strict", is_flag=True,
+                        help=f"Exit with status {gates.STRICT_EXIT} when a quality gate fires: registration no better "
+                             "than identity, a classifier collapsed to one class or (retrained) more than "
+                             f"{gates.ACC_DROP} balanced accuracy below the biased one, discovered subgroups under "
+                             f"max({gates.TINY_MIN}, {gates.TINY_SHARE:.0%} of the split) or a discovered side that "
+                             "is the label itself (thresholds explained in morphbias_fast/gates.py).")(f)
+
+
+def finish(summary: str, warnings, strict: bool) -> None:
+    """Print a stage's summary (its warnings included); with --strict, any warning is a failure."""
+    click.echo(summary)
+    if strict and warnings:
+        click.echo(f"--strict: {len(warnings)} quality warning(s)", err=True)
+        raise click.exceptions.Exit(gates.STRICT_EXIT)
 
 
 def refuse_overwrite(done: bool, where: Path, stage: str, overwrite: bool) -> None:
@@ -139,7 +156,8 @@ def synth(out_dir, bias_level, n_train, n_val, n_test, dim, spacing, appearance,
 @seed_option
 @device_option
 @overwrite_option
-def classify_cmd(run_dir, cohort_dir, label_column, epochs, batch_size, lr, seed, device, overwrite) -> None:
+@strict_option
+def classify_cmd(run_dir, cohort_dir, label_column, epochs, batch_size, lr, seed, device, overwrite, strict) -> None:
     """Train the paper's 5-layer CNN on COHORT_DIR's train split (model selection on val) and write
     RUN_DIR/classify/predictions.csv (every split), model.pt and metrics.json (accuracy, and recall/precision
     within cases with and without the bias when the cohort has a bias column)."""
@@ -147,7 +165,7 @@ def classify_cmd(run_dir, cohort_dir, label_column, epochs, batch_size, lr, seed
     run = RunFolder(run_dir)
     refuse_overwrite(run.done("classify"), run.classify.path, "classify", overwrite)
     res = classify.run(run, classify.Config(run.resolve_cohort(cohort_dir), label_column=label_column, train=train))
-    click.echo(res.summary())
+    finish(res.summary(), res.warnings, strict)
 
 
 @main.command("register")
@@ -173,8 +191,9 @@ def classify_cmd(run_dir, cohort_dir, label_column, epochs, batch_size, lr, seed
 @device_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint in RUN_DIR/register.")
 @overwrite_option
+@strict_option
 def register_cmd(run_dir, cohort_dir, arch, time_budget, steps, fit_steps, batch_subjects, points, similarity,
-                 seed, device, resume, overwrite) -> None:
+                 seed, device, resume, overwrite, strict) -> None:
     """Register every image of COHORT_DIR to its atlas with one generalizable INR and a latent per subject.
 
     Trains on the train split, then fits latents of val/test subjects with the network frozen. Writes
@@ -196,7 +215,7 @@ def register_cmd(run_dir, cohort_dir, arch, time_budget, steps, fit_steps, batch
                                  f"it, --overwrite starts again and deletes it")
     res = register.run(run, register.Config(run.resolve_cohort(cohort_dir), inr, resume=resume))
     if res.metrics:  # empty on ranks > 0 of a torchrun job
-        click.echo(res.summary())
+        finish(res.summary(), res.warnings, strict)
 
 
 @main.command()
@@ -236,7 +255,9 @@ def decode(run_dir, subject, out_dir, warped, h5) -> None:
 @seed_option
 @device_option
 @overwrite_option
-def discover_cmd(run_dir, features, clip_model, method, backend, out_dir, cohort_dir, seed, device, overwrite) -> None:
+@strict_option
+def discover_cmd(run_dir, features, clip_model, method, backend, out_dir, cohort_dir, seed, device, overwrite,
+                 strict) -> None:
     """Find the subgroups where RUN_DIR's classifier fails, on train and on val separately.
 
     Needs RUN_DIR/classify (and RUN_DIR/register for --features inr). Writes subgroups.csv
@@ -248,7 +269,8 @@ def discover_cmd(run_dir, features, clip_model, method, backend, out_dir, cohort
                           cohort=cohort_dir, device=device, clip_model=clip_model)
     files = RunFolder(run_dir, discover_dir=out_dir).discover
     refuse_overwrite(files.summary.exists(), files.path, "discover", overwrite)
-    click.echo(discover.run(RunFolder(run_dir), cfg).summary())
+    res = discover.run(RunFolder(run_dir), cfg)
+    finish(res.summary(), res.warnings, strict)
 
 
 @main.command("mitigate")
@@ -264,7 +286,9 @@ def discover_cmd(run_dir, features, clip_model, method, backend, out_dir, cohort
 @seed_option
 @device_option
 @overwrite_option
-def mitigate_cmd(run_dir, strategy, discover_dir, out_dir, cohort_dir, epochs, seed, device, overwrite) -> None:
+@strict_option
+def mitigate_cmd(run_dir, strategy, discover_dir, out_dir, cohort_dir, epochs, seed, device, overwrite,
+                 strict) -> None:
     """Retrain RUN_DIR's classifier from scratch so that it stops using the discovered shortcut.
 
     Writes predictions.csv (same columns as classify), metrics.json (accuracy, recall and precision in B and
@@ -276,7 +300,8 @@ def mitigate_cmd(run_dir, strategy, discover_dir, out_dir, cohort_dir, epochs, s
     run = RunFolder(run_dir, discover_dir=discover_dir)
     folder = ModelFolder(out_dir) if out_dir is not None else run.mitigate(strategy)
     refuse_overwrite(folder.predictions.exists(), folder.path, f"mitigate ({strategy})", overwrite)
-    click.echo(mitigate.run(run, cfg).summary())
+    res = mitigate.run(run, cfg)
+    finish(res.summary(), res.warnings, strict)
 
 
 def _baselines(value: str) -> tuple[str, ...]:
@@ -319,8 +344,9 @@ def _baselines(value: str) -> tuple[str, ...]:
               help="Seconds for the registration stage (as `register --time-budget`).")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Registration training steps instead of the time budget (reproducible across machines).")
+@strict_option
 def run_cmd(out_dir, cohort_dir, bias_level, dim, n_train, n_val, n_test, appearance, shortcut, epochs, device, seed,
-            seeds, baselines, time_budget, steps) -> None:
+            seeds, baselines, time_budget, steps, strict) -> None:
     """The whole pipeline in one command: synth (without --cohort) -> classify -> register -> discover ->
     mitigate -> unbiased reference -> report.
 
@@ -338,7 +364,8 @@ def run_cmd(out_dir, cohort_dir, bias_level, dim, n_train, n_val, n_test, appear
     settings = pipeline.Settings(cohort=cohort_dir, bias_level=bias_level, dim=int(dim), appearance=appearance,
                                  shortcut=shortcut, n_train=n_train, n_val=n_val, n_test=n_test, baselines=names,
                                  time_budget=time_budget, steps=steps, epochs=epochs, device=device)
-    click.echo(pipeline.run_pipeline(out_dir, settings, seed_list, seed_folders=seeds is not None).summary())
+    res = pipeline.run_pipeline(out_dir, settings, seed_list, seed_folders=seeds is not None)
+    finish(res.summary(), res.warnings, strict)
 
 
 @main.group(cls=CLIGroup)

@@ -190,6 +190,13 @@ class RunFolder:
                  "unbiased": self.unbiased.classify.model}
         return {k: v for k, v in files.items() if v.exists()}
 
+    def stage_records(self) -> dict[str, Path]:
+        """Stage name (mitigate: mitigate_STRATEGY) -> the JSON record it wrote, for those that exist."""
+        files = {"classify": self.classify.metrics, "register": self.register.metrics,
+                 "discover": self.discover.summary,
+                 **{f"mitigate_{name}": f.metrics for name, f in self.mitigations().items()}}
+        return {k: v for k, v in files.items() if v.exists()}
+
     def done(self, stage: str, strategy: str = DEFAULT_STRATEGY) -> bool:
         """Whether `stage` (one of STAGES; mitigate for `strategy`) has written its final file."""
         marker = {"classify": self.classify.predictions, "register": self.register.latents,

@@ -17,7 +17,8 @@ def cohort(tmp_path_factory):
 
 
 def run(cohort, run_dir, *extra):
-    result = CliRunner().invoke(main, ["classify", str(run_dir), "--cohort", str(cohort), "--epochs", "2", "--device", "cpu",
+    result = CliRunner().invoke(main, ["classify", str(run_dir), "--cohort", str(cohort), "--epochs", "2",
+                                       "--device", "cpu",
                                        *extra])
     assert result.exit_code == 0, result.output
     return pd.read_csv(run_dir / "classify" / "predictions.csv")

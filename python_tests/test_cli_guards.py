@@ -53,7 +53,8 @@ def test_a_folder_that_cannot_be_written_is_one_line(classified, tmp_path):
     root, _ = classified
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    res = CliRunner().invoke(main, ["classify", str(blocker / "run"), "--cohort", str(root / "cohort"), "--epochs", "1"])
+    res = CliRunner().invoke(main, ["classify", str(blocker / "run"), "--cohort", str(root / "cohort"),
+                                    "--epochs", "1"])
     _one_line_error(res, str(blocker))
 
 

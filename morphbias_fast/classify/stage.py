@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from morphbias_fast import gates
 from morphbias_fast.classify.model import CNN
 from morphbias_fast.classify.train import TrainConfig, fit, predict_proba, standardise
 from morphbias_fast.data import Cohort, load_cohort
@@ -32,9 +33,10 @@ class Config:
 class Result:
     predictions: pd.DataFrame
     folder: ModelFolder
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return accuracy_summary(self.predictions, self.folder.metrics)
+        return accuracy_summary(self.predictions, self.folder.metrics) + gates.say_all(self.warnings)
 
 
 def accuracy_summary(preds: pd.DataFrame, details: Path) -> str:
@@ -94,6 +96,7 @@ def run(run: RunFolder, cfg: Config) -> Result:
         if cohort.bias is not None:
             m.update(group_metrics(preds.y_true[sel], preds.y_pred[sel], cohort.bias[sel.to_numpy()]))
         metrics["splits"][split] = m
+    metrics["warnings"] = gates.classifier(preds)
     write_outputs(run.classify, model, {"train_config": asdict(cfg.train), "label_column": cfg.label_column,
                                         "history": history}, metrics, preds)
-    return Result(preds, run.classify)
+    return Result(preds, run.classify, metrics["warnings"])

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_mutual_info_score
 
+from morphbias_fast import gates
 from morphbias_fast.data import load_cohort
 from morphbias_fast.devices import resolve_device
 from morphbias_fast.discover.backends import Backend, get_backend
@@ -50,7 +51,11 @@ class Result:
             if s.get("precision") is not None:
                 line += f" (precision {s['precision']:.2f}, recall {s['recall']:.2f}, AMI {s['ami']:.2f})"
             lines.append(line + f" [{self.summary_json['backend']}, {s['seconds']:.1f} s]")
-        return "\n".join(lines)
+        return "\n".join(lines) + gates.say_all(self.warnings)
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.summary_json.get("warnings", [])
 
 
 @dataclass
@@ -176,7 +181,9 @@ def run(run: RunFolder, cfg: Config) -> Result:
         truth = cohort.participants.iloc[d.rows][["bias", "disease"]].reset_index(drop=True) if truth_cols else None
         summary["splits"][split] = {**describe(frame, truth), "seconds": res["seconds"],
                                     "feature_seconds": d.feature_seconds}
-        frames.append(frame.drop(columns=["y_true", "y_pred"]))
+        frames.append(frame)
+    summary["warnings"] = gates.discovery(pd.concat(frames))
+    frames = [f.drop(columns=["y_true", "y_pred"]) for f in frames]
     files.path.mkdir(parents=True, exist_ok=True)
     with atomic_path(files.subgroups) as tmp:
         pd.concat(frames).to_csv(tmp, index=False)

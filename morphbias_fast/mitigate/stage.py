@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from morphbias_fast import gates
 from morphbias_fast.classify import (
     TrainConfig,
     fit,
@@ -46,11 +47,10 @@ class Config:
 class Result:
     predictions: pd.DataFrame
     folder: ModelFolder
-    warning: str | None
+    warnings: list[str]  # the plan's (weaker than asked) and the quality gates'
 
     def summary(self) -> str:
-        return (accuracy_summary(self.predictions, self.folder.metrics)
-                + (f"\nwarning: {self.warning}" if self.warning else ""))
+        return accuracy_summary(self.predictions, self.folder.metrics) + gates.say_all(self.warnings)
 
 
 def save_examples(path: Path, originals: np.ndarray, made: np.ndarray, title: str) -> None:
@@ -110,5 +110,7 @@ def run(run: RunFolder, cfg: Config) -> Result:
         sel = (preds.split == split).to_numpy()
         if sel.any() and cohort.bias is not None:
             metrics["splits"][split] = group_metrics(preds.y_true[sel], preds.y_pred[sel], cohort.bias[sel])
+    biased = run.classify.read_predictions() if run.classify.predictions.exists() else None
+    metrics["warnings"] = ([plan.warning] if plan.warning else []) + gates.classifier(preds, biased)
     write_outputs(folder, model, {"strategy": cfg.strategy}, metrics, preds)
-    return Result(preds, folder, plan.warning)
+    return Result(preds, folder, metrics["warnings"])

@@ -13,16 +13,19 @@ from morphbias_fast.register.images import Images
 
 def split_metrics(model, imgs: Images, z: torch.Tensor, rows: np.ndarray, cohort, mask: np.ndarray,
                   spacing: np.ndarray, batch: int = 64) -> dict:
-    """Image MSE, endpoint error (mm, inside the brain mask) against the true field when the cohort has it,
+    """Image MSE (and the unwarped atlas's, identity_mse), endpoint error (mm, inside the brain mask) against
+    the true field when the cohort has it,
     and the share of folded voxels as SimpleITK's DisplacementFieldJacobianDeterminant measures it."""
     decoder = Decoder(model, imgs.atlas)  # the atlas scaled as the images are
     ref = fields.read_grid(cohort.atlas_path)
-    mse, epe, true_mag, folded = [], [], [], []
+    mse, identity, epe, true_mag, folded = [], [], [], [], []
     for lo in range(0, len(rows), batch):
         sel = rows[lo: lo + batch]
         u = decoder.fields(z[lo: lo + batch])
         warped = decoder.warp(u).reshape(len(sel), -1)
-        mse += ((warped - imgs.images[torch.as_tensor(sel, device=imgs.device)]) ** 2).mean(1).tolist()
+        target = imgs.images[torch.as_tensor(sel, device=imgs.device)]
+        mse += ((warped - target) ** 2).mean(1).tolist()
+        identity += ((imgs.atlas.reshape(1, -1) - target) ** 2).mean(1).tolist()  # the unwarped atlas
         for k, r in enumerate(sel):
             u_k = u[k].cpu().numpy()
             itk = fields.to_itk(u_k, ref)
@@ -34,7 +37,8 @@ def split_metrics(model, imgs: Images, z: torch.Tensor, rows: np.ndarray, cohort
                 mag = np.sqrt(((truth * spacing.reshape(-1, *[1] * imgs.dim)) ** 2).sum(0))
                 epe.append(float(diff[mask].mean()))
                 true_mag.append(float(mag[mask].mean()))
-    out = {"n": int(len(rows)), "image_mse": float(np.mean(mse)), "folded_fraction_max": float(np.max(folded)),
+    out = {"n": int(len(rows)), "image_mse": float(np.mean(mse)), "identity_mse": float(np.mean(identity)),
+           "folded_fraction_max": float(np.max(folded)),
            "folded_fraction_mean": float(np.mean(folded)),
            "subjects_over_0.1pct_folded": int(np.sum(np.array(folded) > 1e-3))}
     if epe:

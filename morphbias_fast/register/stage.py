@@ -12,6 +12,7 @@ import torch
 
 from morphbias_fast.data import Cohort, load_cohort, read_nifti
 from morphbias_fast.data.synth import read_synth_config
+from morphbias_fast import gates
 from morphbias_fast.devices import resolve_device
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.files import atomic_path, write_json
@@ -36,6 +37,10 @@ class Config:
 class Result:
     metrics: dict  # empty on ranks > 0 of a torchrun job
 
+    @property
+    def warnings(self) -> list[str]:
+        return self.metrics.get("warnings", [])
+
     def summary(self) -> str:
         lines = []
         for split, m in self.metrics.get("splits", {}).items():
@@ -43,7 +48,7 @@ class Result:
                 if "epe_mm" in m else ""
             lines.append(f"{split}: image MSE {m['image_mse']:.2e}{epe}, "
                          f"max folded share {m['folded_fraction_max']:.2%}")
-        return "\n".join(lines)
+        return "\n".join(lines) + gates.say_all(self.warnings)
 
 
 @dataclass
@@ -147,6 +152,7 @@ def run(run: RunFolder, cfg: Config) -> Result:
             metrics["splits"][split] = split_metrics(model, inp.imgs, z_all[rows].to(inp.device), rows, inp.cohort,
                                                      inp.mask, inp.spacing)
     metrics["seconds_with_metrics"] = time.monotonic() - t0
+    metrics["warnings"] = gates.registration(metrics)
     _write(files, inp, cfg, model, z_all, metrics)
     dist.finish()
     return Result(metrics)

@@ -2,6 +2,7 @@
 RUN/report.html; and the same over seeds for a `--seeds` folder (mean +- std, gap closed of the seed means)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +41,13 @@ class Result:
             lines.append(f"{r['model']:<12}{cell(r, 'wga'):>6}{wgap:>16}{cell(r, 'shortcut_effect', '{:+.2f}'):>10}"
                          f"{cell(r, 'cf_sensitivity', '{:+.2f}'):>10}{cell(r, 'recall_NB'):>11}{cell(r, 'acc_B'):>7}"
                          f"{gap:>34}")
-        return "\n".join(lines + [f"report: {self.report}"])
+        flagged = [f"warning: {stage}: {w}" for stage, ws in self.warnings.items() for w in ws]
+        return "\n".join(lines + flagged + [f"report: {self.report}"])
+
+    @property
+    def warnings(self) -> dict[str, list[str]]:
+        """{stage: findings}; for a seed aggregate, {seed_K/stage: findings}."""
+        return self.metrics.get("warnings", {})
 
 
 def table(run: RunFolder, cohort_dir: Path) -> tuple[dict, Cohort]:
@@ -51,9 +58,19 @@ def table(run: RunFolder, cohort_dir: Path) -> tuple[dict, Cohort]:
     return metrics_table(run, pd.Series(cohort.bias, index=cohort.ids), twins), cohort
 
 
+def stage_warnings(run: RunFolder) -> dict[str, list[str]]:
+    """The quality gates' findings (gates.py) each stage recorded, by stage; stages without any left out."""
+    out = {}
+    for stage, path in run.stage_records().items():
+        found = json.loads(path.read_text()).get("warnings") or []
+        if found:
+            out[stage] = found
+    return out
+
+
 def run(run: RunFolder, cfg: Config) -> Result:
     metrics, cohort = table(run, cfg.cohort)
-    metrics.update({"seed": cfg.seed, "cohort": str(cfg.cohort)})
+    metrics.update({"seed": cfg.seed, "cohort": str(cfg.cohort), "warnings": stage_warnings(run)})
     write_json(run.metrics, metrics)
     write_report(run, metrics, cohort, title=f"morphbias-fast: {run.root.name}")
     return Result(metrics, run.report)
@@ -61,7 +78,9 @@ def run(run: RunFolder, cfg: Config) -> Result:
 
 def run_seeds(root: RunFolder, per_seed: list[dict], seeds: list[int]) -> Result:
     """The seed aggregate of runs root.seed(s) whose metrics are `per_seed`."""
-    metrics = {**aggregate(per_seed), "seeds": seeds, "per_seed": [str(root.seed(s).root) for s in seeds]}
+    metrics = {**aggregate(per_seed), "seeds": seeds, "per_seed": [str(root.seed(s).root) for s in seeds],
+               "warnings": {f"seed_{s}/{stage}": w for s, m in zip(seeds, per_seed)
+                            for stage, w in m.get("warnings", {}).items()}}
     write_json(root.metrics, metrics)
     write_report(root, metrics, None, title=f"morphbias-fast: {root.root.name}, mean ± std over seeds {seeds}")
     return Result(metrics, root.report)

@@ -1,0 +1,88 @@
+"""Quality gates: the checks that tell a weak or broken result from a good one, so that it is flagged and not
+reported like a good one. Each gate returns its findings as sentences; the stage stores them under "warnings"
+in its metrics.json (discover: summary.json) and prints them, and `--strict` turns any finding into exit
+status 3 (STRICT_EXIT) for scripts.
+
+The thresholds, and why:
+- registration no better than identity: the warped atlas is no closer to the subjects than the atlas itself
+  (image error >= the unwarped atlas's), or, where the cohort has true fields, the endpoint error is at least
+  the true displacement (REG_EPE_RATIO = 1: leaving the atlas unwarped would do as well).
+- a classifier collapsed to one class: >= COLLAPSE_SHARE of its test (else val) predictions are one class
+  while the labels are not that one-sided (majority label share < COLLAPSE_SHARE).
+- a retrained model below the biased one: test balanced accuracy more than ACC_DROP below the biased
+  classifier's. 0.05 is about twice the standard error of an accuracy on the default 500-case test split
+  (0.022), so a drop that large is not noise.
+- a discovery whose subgroups are tiny (fewer than max(TINY_MIN, TINY_SHARE of the split): too few to weight or
+  augment from) or whose discovered side is the label itself (side and label agree on >= PURE_SHARE or
+  <= 1 - PURE_SHARE of a split: no hidden attribute was found, only the label again).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+STRICT_EXIT = 3
+REG_EPE_RATIO = 1.0
+COLLAPSE_SHARE = 0.95
+ACC_DROP = 0.05
+TINY_MIN, TINY_SHARE = 10, 0.02
+PURE_SHARE = 0.98
+
+
+def registration(metrics: dict) -> list[str]:
+    out = []
+    for split, m in metrics.get("splits", {}).items():
+        if m.get("identity_mse") is not None and m["image_mse"] >= m["identity_mse"]:
+            out.append(f"registration no better than identity on {split}: image error {m['image_mse']:.3g} vs "
+                       f"{m['identity_mse']:.3g} for the unwarped atlas")
+        if m.get("epe_ratio") is not None and m["epe_ratio"] >= REG_EPE_RATIO:
+            out.append(f"registration no better than identity on {split}: endpoint error "
+                       f"{100 * m['epe_ratio']:.0f}% of the true displacement")
+    return out
+
+
+def _bal_acc(p: pd.DataFrame) -> float:
+    return float(np.mean([(p.y_pred[p.y_true == c] == c).mean() for c in np.unique(p.y_true)]))
+
+
+def classifier(preds: pd.DataFrame, biased: pd.DataFrame | None = None) -> list[str]:
+    """Collapse (any classifier) and, given the biased classifier's predictions, a drop below it."""
+    split = "test" if (preds.split == "test").any() else "val"
+    p = preds[preds.split == split]
+    out = []
+    if len(p):
+        pred_share = max(p.y_pred.mean(), 1 - p.y_pred.mean())
+        label_share = max(p.y_true.mean(), 1 - p.y_true.mean())
+        if pred_share >= COLLAPSE_SHARE and label_share < COLLAPSE_SHARE:
+            out.append(f"the classifier collapsed to one class: {100 * pred_share:.0f}% of its {split} predictions "
+                       f"are {int(round(p.y_pred.mean()))}")
+    if biased is not None and len(p):
+        b = biased[biased.split == split]
+        ours, theirs = _bal_acc(p), _bal_acc(b)
+        if ours < theirs - ACC_DROP:
+            out.append(f"the retrained model fell below the biased one: {split} balanced accuracy {ours:.3f} vs "
+                       f"{theirs:.3f}")
+    return out
+
+
+def discovery(frame: pd.DataFrame) -> list[str]:
+    """From discovery's per-subject frame (split, subgroup, role, y_true)."""
+    out = []
+    for split, f in frame.groupby("split"):
+        sizes = f.subgroup.value_counts()
+        floor = max(TINY_MIN, TINY_SHARE * len(f))
+        tiny = sizes[sizes < floor]
+        if len(tiny):
+            out.append(f"tiny discovered subgroups on {split}: " + ", ".join(f"{g} ({n})" for g, n in tiny.items())
+                       + f" of {len(f)} (under {floor:.0f})")
+        sided = f[f.role.isin(["S_B", "S_NB"])]
+        if len(sided):
+            agree = float(((sided.role == "S_B") == (sided.y_true == 1)).mean())
+            if agree >= PURE_SHARE or agree <= 1 - PURE_SHARE:
+                out.append(f"the discovered side is the label itself on {split} (they agree on {100 * agree:.0f}% "
+                           f"of cases): no hidden attribute was found")
+    return out
+
+
+def say_all(warnings: list[str]) -> str:
+    return "".join(f"\nwarning: {w}" for w in warnings)
