@@ -18,6 +18,8 @@ from morphbias_fast.bench import register as bench_register
 from morphbias_fast.bench import same_run as bench_same_run
 from morphbias_fast.bench import variants as bench_variants
 from morphbias_fast.data.appearance import APPEARANCES, SHORTCUTS
+from morphbias_fast.data import load_cohort
+from morphbias_fast.data.prepare import PrepareConfig, prepare
 from morphbias_fast.data.synth import SynthConfig, synthesize
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.files import write_json
@@ -87,6 +89,12 @@ def refuse_overwrite(done: bool, where: Path, stage: str, overwrite: bool) -> No
         raise MorphbiasError(f"{where} already has {stage} results: pass --overwrite to replace them")
 
 
+def atlas_option(f):
+    return click.option("--atlas", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                        help="Register to this atlas image instead of the cohort's atlas/atlas_T1w.nii.gz; it must "
+                             "be on the cohort's grid (as `prepare` makes it).")(f)
+
+
 def json_option(f):
     return click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
                         help="Also write the figures to this JSON file.")(f)
@@ -146,6 +154,34 @@ def synth(out_dir, bias_level, n_train, n_val, n_test, dim, spacing, appearance,
     click.echo(f"wrote {n_train + n_val + n_test} subjects to {out_dir}")
 
 
+@main.command("prepare")
+@click.argument("bids_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--atlas", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Atlas T1w image to align to.  [default: the MNI152 2009 template at --spacing]")
+@click.option("--atlas-mask", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The atlas's brain mask (intensities are normalised inside it).  [default: the template's, or "
+                   "the voxels > 0 of --atlas]")
+@click.option("--spacing", type=click.FloatRange(0.5, 8), default=2.0, show_default=True,
+              help="Voxel size (mm) of the default atlas grid every image is resampled onto.")
+@click.option("--mask-desc", default=None,
+              help="Apply per-subject brain masks sub-X_desc-<DESC>_mask.nii.gz (beside each T1w) before alignment.")
+@click.option("--label-column", default="disease", show_default=True,
+              help="The 0/1 column of the dataset's participants.tsv to classify.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it exists and is not empty.")
+def prepare_cmd(bids_dir, out_dir, atlas, atlas_mask, spacing, mask_desc, label_column, overwrite) -> None:
+    """Make a cohort from a BIDS dataset: every T1w affinely aligned to the atlas.
+
+    Each T1w (pybids finds them; `pip install '.[bids]'`) is aligned to the atlas with SimpleITK (affine,
+    mutual information), resampled onto its grid and divided by its 99th percentile inside the atlas's brain
+    mask. OUT_DIR gets participants.tsv, sub-*/anat/*_T1w.nii.gz, atlas/ and each subject's affine under
+    derivatives/prepare/ (atlas -> native, an ITK transform file). Skull stripping is out of scope.
+    """
+    cfg = PrepareConfig(atlas=atlas, atlas_mask=atlas_mask, spacing=spacing, mask_desc=mask_desc)
+    out = prepare(bids_dir, out_dir, cfg, label_column=label_column, overwrite=overwrite)
+    click.echo(f"wrote a cohort of {len(load_cohort(out, label_column, load_images=False).ids)} subjects to {out}")
+
+
 @main.command("classify")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @cohort_option
@@ -189,11 +225,12 @@ def classify_cmd(run_dir, cohort_dir, label_column, epochs, batch_size, lr, seed
                    "template cohorts (the atlas is the generator), lncc for mri cohorts and real scans.")
 @seed_option
 @device_option
+@atlas_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint in RUN_DIR/register.")
 @overwrite_option
 @strict_option
 def register_cmd(run_dir, cohort_dir, arch, time_budget, steps, fit_steps, batch_subjects, points, similarity,
-                 seed, device, resume, overwrite, strict) -> None:
+                 seed, device, atlas, resume, overwrite, strict) -> None:
     """Register every image of COHORT_DIR to its atlas with one generalizable INR and a latent per subject.
 
     Trains on the train split, then fits latents of val/test subjects with the network frozen. Writes
@@ -213,7 +250,7 @@ def register_cmd(run_dir, cohort_dir, arch, time_budget, steps, fit_steps, batch
         if run.register.checkpoints() and not overwrite:
             raise MorphbiasError(f"{run.register.path} has the checkpoint of an interrupted run: --resume continues "
                                  f"it, --overwrite starts again and deletes it")
-    res = register.run(run, register.Config(run.resolve_cohort(cohort_dir), inr, resume=resume))
+    res = register.run(run, register.Config(run.resolve_cohort(cohort_dir), inr, resume=resume, atlas=atlas))
     if res.metrics:  # empty on ranks > 0 of a torchrun job
         finish(res.summary(), res.warnings, strict)
 
@@ -344,9 +381,10 @@ def _baselines(value: str) -> tuple[str, ...]:
               help="Seconds for the registration stage (as `register --time-budget`).")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Registration training steps instead of the time budget (reproducible across machines).")
+@atlas_option
 @strict_option
 def run_cmd(out_dir, cohort_dir, bias_level, dim, n_train, n_val, n_test, appearance, shortcut, epochs, device, seed,
-            seeds, baselines, time_budget, steps, strict) -> None:
+            seeds, baselines, time_budget, steps, atlas, strict) -> None:
     """The whole pipeline in one command: synth (without --cohort) -> classify -> register -> discover ->
     mitigate -> unbiased reference -> report.
 
@@ -363,7 +401,7 @@ def run_cmd(out_dir, cohort_dir, bias_level, dim, n_train, n_val, n_test, appear
                                  param_hint="--seeds") from None
     settings = pipeline.Settings(cohort=cohort_dir, bias_level=bias_level, dim=int(dim), appearance=appearance,
                                  shortcut=shortcut, n_train=n_train, n_val=n_val, n_test=n_test, baselines=names,
-                                 time_budget=time_budget, steps=steps, epochs=epochs, device=device)
+                                 time_budget=time_budget, steps=steps, epochs=epochs, device=device, atlas=atlas)
     res = pipeline.run_pipeline(out_dir, settings, seed_list, seed_folders=seeds is not None)
     finish(res.summary(), res.warnings, strict)
 

@@ -13,6 +13,7 @@ from morphbias_fast.errors import MorphbiasError
 COMMANDS = {
     "info": "Show what this installation was built with and what it can use right now.",
     "synth": "Write a synthetic cohort with a known morphological bias to OUT_DIR (BIDS-style).",
+    "prepare": "Make a cohort from a BIDS dataset: every T1w affinely aligned to the atlas.",
     "classify": "Train the paper's 5-layer CNN on COHORT_DIR's train split (model selection on val).",
     "register": "Register every image of COHORT_DIR to its atlas with one generalizable INR.",
     "decode": "Decode one subject's latent into its displacement field.",

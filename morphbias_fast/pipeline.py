@@ -31,6 +31,7 @@ class Settings:
     steps: int | None = None          # registration training steps instead of the budget
     epochs: int = 30                  # every classifier
     device: str = "auto"
+    atlas: Path | None = None         # registration atlas instead of the cohort's
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def steps(s: Settings, synthetic: bool) -> list[Step]:
              lambda run, c, seed: classify.run(run, classify.Config(c, train=classify.TrainConfig(seed=seed, **dev)))),
         Step("register", "register: one INR for the cohort",
              lambda run, c, seed: register.run(run, register.Config(
-                 c, register.INRConfig(seed=seed, **inr), resume=run.register.checkpoint().exists()))),
+                 c, register.INRConfig(seed=seed, **inr), resume=run.register.checkpoint().exists(), atlas=s.atlas))),
         Step("discover", "discover: where the classifier fails",
              lambda run, c, seed: discover.run(run, discover.Config(seed=seed, cohort=c, device=s.device))),
     ]

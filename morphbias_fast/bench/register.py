@@ -40,7 +40,7 @@ def run(cohort_dir: Path | None, budgets: dict, device: str = "cpu", seed: int =
         t0 = time.monotonic()
         model, z, info = train_inr(imgs, len(tr), cfg, deadline=t0 + budget, progress=False)
         model.eval()
-        m = split_metrics(model, imgs, z, np.arange(len(tr)), _TrainView(cohort, tr), mask, spacing)
+        m = split_metrics(model, imgs, z, np.arange(len(tr)), _TrainView(cohort, tr), mask, spacing, cohort.atlas_path)
         results["arch"][arch] = {"budget_s": budget, "steps": info["steps"],
                                  "steps_per_s": info["steps"] / info["seconds"], "train_epe_mm": m["epe_mm"],
                                  "true_displacement_mm": m["true_displacement_mm"], "epe_ratio": m["epe_ratio"],

@@ -12,12 +12,12 @@ from morphbias_fast.register.images import Images
 
 
 def split_metrics(model, imgs: Images, z: torch.Tensor, rows: np.ndarray, cohort, mask: np.ndarray,
-                  spacing: np.ndarray, batch: int = 64) -> dict:
+                  spacing: np.ndarray, atlas_path, batch: int = 64) -> dict:
     """Image MSE (and the unwarped atlas's, identity_mse), endpoint error (mm, inside the brain mask) against
     the true field when the cohort has it,
     and the share of folded voxels as SimpleITK's DisplacementFieldJacobianDeterminant measures it."""
     decoder = Decoder(model, imgs.atlas)  # the atlas scaled as the images are
-    ref = fields.read_grid(cohort.atlas_path)
+    ref = fields.read_grid(atlas_path)
     mse, identity, epe, true_mag, folded = [], [], [], [], []
     for lo in range(0, len(rows), batch):
         sel = rows[lo: lo + batch]

@@ -31,6 +31,7 @@ class Config:
     resume: bool = False
     label_column: str = "disease"
     progress: bool = True
+    atlas: Path | None = None  # default: the cohort's atlas/atlas_T1w.nii.gz (another must be on its grid)
 
 
 @dataclass
@@ -58,19 +59,22 @@ class _Inputs:
     mask: np.ndarray
     spacing: np.ndarray
     device: torch.device
+    atlas_path: Path
 
 
 def _load_inputs(cfg: Config) -> _Inputs:
     cohort = load_cohort(cfg.cohort, label_column=cfg.label_column)
-    if cohort.atlas_path is None:
-        raise MorphbiasError(f"{cohort.root}: register needs the atlas at atlas/atlas_T1w.nii.gz")
-    atlas, atlas_affine = read_nifti(cohort.atlas_path)
+    atlas_path = cfg.atlas if cfg.atlas is not None else cohort.atlas_path
+    if atlas_path is None:
+        raise MorphbiasError(f"{cohort.root}: register needs the atlas at atlas/atlas_T1w.nii.gz (or --atlas)")
+    atlas, atlas_affine = read_nifti(atlas_path)
     if atlas.shape != cohort.images.shape[1:]:
-        raise MorphbiasError(f"{cohort.atlas_path} has shape {atlas.shape}, the images {cohort.images.shape[1:]}")
+        raise MorphbiasError(f"{atlas_path} has shape {atlas.shape}, the images {cohort.images.shape[1:]}: the atlas "
+                             f"must be on the cohort's grid")
     mask = read_nifti(cohort.mask_path)[0] > 0.5 if cohort.mask_path else np.ones(atlas.shape, bool)
     device = resolve_device(cfg.inr.device)
     spacing = np.sqrt((atlas_affine[:3, :atlas.ndim] ** 2).sum(0))
-    return _Inputs(cohort, Images(cohort.images, atlas, device), mask, spacing, device)
+    return _Inputs(cohort, Images(cohort.images, atlas, device), mask, spacing, device, Path(atlas_path))
 
 
 def _resume_state(files: RegisterFolder, ckpt_path: Path, cfg: Config, device: torch.device) -> dict | None:
@@ -116,7 +120,7 @@ def _write(files: RegisterFolder, inp: _Inputs, cfg: Config, model, z_all: torch
         torch.save({"model": model.state_dict(), "arch": cfg.inr.arch, "dim": inp.imgs.dim,
                     "latent_dim": cfg.inr.latent_dim, "shape": inp.imgs.shape, "config": asdict(cfg.inr)}, tmp)
     with atomic_path(files.atlas) as tmp:
-        shutil.copyfile(inp.cohort.atlas_path, tmp)
+        shutil.copyfile(inp.atlas_path, tmp)
     write_json(files.metrics, metrics)
     for stale in files.checkpoints():
         stale.unlink()  # the run is complete: model.pt and latents.npz hold everything
@@ -150,7 +154,7 @@ def run(run: RunFolder, cfg: Config) -> Result:
         rows = inp.cohort.index(split)
         if len(rows):
             metrics["splits"][split] = split_metrics(model, inp.imgs, z_all[rows].to(inp.device), rows, inp.cohort,
-                                                     inp.mask, inp.spacing)
+                                                     inp.mask, inp.spacing, inp.atlas_path)
     metrics["seconds_with_metrics"] = time.monotonic() - t0
     metrics["warnings"] = gates.registration(metrics)
     _write(files, inp, cfg, model, z_all, metrics)
