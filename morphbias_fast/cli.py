@@ -457,6 +457,9 @@ def bench_cohort_cmd(out_dir, appearance, seed, check, json_path) -> None:
     click.echo(f"synth {res['subjects']} subjects ({appearance}): {res['synth_seconds']:.1f} s; SimpleITK tissue "
                f"maps r min {res['tissue_r_min']:.4f}, mean {res['tissue_r_mean']:.4f} over "
                f"{res['subjects_checked']}; figure {res['figure']}")
+    for kind, v in res["similarity_optimum"].items():
+        click.echo(f"{kind}: optimum at the true field for {v['share_best_at_truth']:.0%} of {v['subjects']} subjects "
+                   f"(mean best scale {v['mean_best_scale']:.2f} of {res['scales']})")
     if json_path:
         write_json(json_path, res)
 
