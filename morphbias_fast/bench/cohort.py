@@ -19,8 +19,7 @@ from morphbias_fast.data import appearance, fields, load_cohort, read_nifti
 from morphbias_fast.data.synth import Generator, SynthConfig, read_synth_config, synthesize
 from morphbias_fast.data.template import load_tissues
 from morphbias_fast.files import atomic_path
-from morphbias_fast.register.images import Images
-from morphbias_fast.register.loss import patch_offsets, similarity
+from morphbias_fast.register import Images, patch_offsets, similarity
 
 SCALES = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5)
 

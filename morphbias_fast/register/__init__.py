@@ -13,11 +13,11 @@ stage.py        the `register` stage (Config, run, Result)
 from morphbias_fast.register.config import INRConfig
 from morphbias_fast.register.decode import Decoder, decode_subject
 from morphbias_fast.register.images import Images
-from morphbias_fast.register.loss import det_identity_plus
+from morphbias_fast.register.loss import det_identity_plus, patch_offsets, similarity
 from morphbias_fast.register.model import build_model
 from morphbias_fast.register.quality import split_metrics
 from morphbias_fast.register.stage import Config, Result, run
 from morphbias_fast.register.train import train_inr
 
 __all__ = ["Config", "Result", "run", "INRConfig", "Decoder", "decode_subject", "Images", "build_model",
-           "det_identity_plus", "split_metrics", "train_inr"]
+           "det_identity_plus", "patch_offsets", "similarity", "split_metrics", "train_inr"]
