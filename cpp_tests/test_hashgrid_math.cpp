@@ -35,7 +35,7 @@ TEST(LevelTable, RejectsBadConfigs) {
   c = HashGridConfig();
   c.n_levels = 32;
   c.base_resolution = 1024;
-  c.per_level_scale = 4.0f;  // resolution beyond 2^32
+  c.per_level_scale = 4.0f;  // resolution beyond 2^31 (grid corners are int32)
   EXPECT_THROW(make_level_table(c), std::invalid_argument);
 }
 

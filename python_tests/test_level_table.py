@@ -1,9 +1,11 @@
 """Level sizes and parameter counts: C++ table vs the reference and vs tiny-cuda-nn's published counts."""
 import pytest
+import torch
 
 import morphbias_fast as mbf
 from morphbias_fast import reference as ref
 from morphbias_fast.gridconfig import HashGridConfig
+from morphbias_fast.ops import hashgrid as ops
 from morphbias_fast.ops.hashgrid import Grid
 
 CONFIGS = [
@@ -58,5 +60,23 @@ def test_bad_config_is_named(field, value, exc):
 
 
 def test_resolution_overflow_is_refused():
-    with pytest.raises(ValueError, match="2\\^32"):
+    with pytest.raises(ValueError, match="2\\^31"):
         mbf.HashGridEncoding(n_levels=32, base_resolution=1024, per_level_scale=4.0)
+    # Grid corners are int32: 2^30 * 1.41^2 > 2^31 vertices per axis at level 2. The kernels used to accept it
+    # and (on the host, through an undefined int32 conversion) disagree with the reference.
+    with pytest.raises(ValueError, match="2\\^31"):
+        mbf.HashGridEncoding(n_input_dims=3, base_resolution=2**30, log2_hashmap_size=24)
+    with pytest.raises(ValueError, match="2\\^31"):
+        ref.level_table(mbf.HashGridConfig(n_input_dims=3, base_resolution=2**30, log2_hashmap_size=24))
+
+
+def test_largest_accepted_resolution_indexes_like_the_reference():
+    """Levels of 2^30 and about 1.9 * 2^30 vertices per axis, near the most the int32 corners allow: kernel and
+    reference agree on every corner index for points all over [0, 1]^3, the far corner included. (Scale 2.0
+    would give 2^31 at the second level: refused.)"""
+    with pytest.raises(ValueError, match="2\\^31"):
+        mbf.HashGridEncoding(n_input_dims=3, n_levels=2, base_resolution=2**30, log2_hashmap_size=24)
+    enc = mbf.HashGridEncoding(n_input_dims=3, n_levels=2, base_resolution=2**30, per_level_scale=1.9,
+                               log2_hashmap_size=24)
+    x = torch.cat([torch.rand(2000, 3, generator=torch.Generator().manual_seed(0)), torch.ones(1, 3)])
+    assert torch.equal(ops.corner_index(enc._grid, x), ref.corner_index(x, enc.config))

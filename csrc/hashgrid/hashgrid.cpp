@@ -33,10 +33,11 @@ LevelTable make_level_table(const HashGridConfig& c) {
   int64_t offset = 0;
   for (int l = 0; l < c.n_levels; ++l) {
     const float scale = std::exp2(static_cast<float>(l) * log2_b) * static_cast<float>(c.base_resolution) - 1.0f;
-    const float res_f = std::ceil(scale) + 1.0f;
-    MB_CHECK_ARG(std::isfinite(scale) && res_f < 4294967296.0f,
-                 "level " + std::to_string(l) + " has more than 2^32 vertices per axis: lower n_levels, "
-                 "base_resolution or per_level_scale");
+    // Grid corners are int32 (as in tiny-cuda-nn): the corner of x = 1, floor(scale + 0.5), must fit. Checked
+    // in double: in float, ceil(scale) + 1 rounds back to scale near 2^31 and would pass.
+    MB_CHECK_ARG(std::isfinite(scale) && static_cast<double>(scale) + 0.5 < 2147483648.0,
+                 "level " + std::to_string(l) + " has more than 2^31 vertices per axis (grid corners are int32): "
+                 "lower n_levels, base_resolution or per_level_scale");
     const uint32_t res = static_cast<uint32_t>(std::ceil(scale)) + 1u;
     // res^D, saturating at 2^40 (it is only compared against sizes <= 2^24).
     const uint64_t cap = uint64_t(1) << 40;

@@ -51,6 +51,19 @@ MB_HD double floor_t(double v) {
 #endif
 }
 
+// float -> int32 saturating at the int32 range, as the GPU's conversion does (cvt.rzi.s32): on the host a
+// plain cast of a value outside the range is undefined behaviour, so host and device could disagree.
+template <typename T>
+MB_HD int32_t to_int32(T v) {
+#if defined(__CUDA_ARCH__)
+  return static_cast<int32_t>(v);
+#else
+  if (v >= T(2147483647)) return 2147483647;
+  if (v <= T(-2147483648.0)) return -2147483647 - 1;
+  return static_cast<int32_t>(v);
+#endif
+}
+
 // Where a point falls in one level: the lower corner and the 1-D interpolation factors.
 template <typename T, int D>
 struct LevelPoint {
@@ -68,7 +81,7 @@ MB_UNROLL
   for (int d = 0; d < D; ++d) {
     const T p = pos_fma(scale, x[d]);
     const T fl = floor_t(p);
-    lp.g[d] = static_cast<uint32_t>(static_cast<int32_t>(fl));
+    lp.g[d] = static_cast<uint32_t>(to_int32(fl));
     const T t = p - fl;
     if (interp == kLinear) {
       lp.w1[d] = t;

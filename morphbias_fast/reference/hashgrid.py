@@ -54,9 +54,9 @@ def level_table(cfg: HashGridConfig) -> list[Level]:
     levels, offset = [], 0
     for l in range(cfg.n_levels):
         scale = np.float32(exp2f(np.float32(l) * log2_b) * np.float32(cfg.base_resolution) - np.float32(1.0))
-        if not np.isfinite(scale) or np.ceil(scale) + 1 >= 2**32:
-            raise ValueError(f"level {l} has more than 2^32 vertices per axis: lower n_levels, base_resolution "
-                             "or per_level_scale")
+        if not np.isfinite(scale) or float(scale) + 0.5 >= 2**31:  # int32 grid corners: floor(scale + 0.5) must fit
+            raise ValueError(f"level {l} has more than 2^31 vertices per axis (grid corners are int32): lower "
+                             "n_levels, base_resolution or per_level_scale")
         res = int(np.ceil(scale)) + 1
         dense = res ** cfg.n_input_dims
         n = min(dense, max_size)
