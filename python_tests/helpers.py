@@ -10,9 +10,17 @@ import torch
 import morphbias_fast as mbf
 from morphbias_fast import reference as ref
 
+import pytest
+
 # CUDA cases run whenever a GPU is visible to torch and the kernels were compiled with CUDA.
 CUDA_READY = torch.cuda.is_available() and mbf.build_info()["cuda"]
 DEVICES = ["cpu"] + (["cuda"] if CUDA_READY else [])
+
+
+def device_params(cuda_ready: bool) -> list:
+    """The `device` fixture's parameters: the CUDA case carries the `cuda` marker, so `pytest -m cuda`
+    selects every CUDA case of every file, not only test_cuda.py."""
+    return [pytest.param("cpu")] + ([pytest.param("cuda", marks=pytest.mark.cuda)] if cuda_ready else [])
 
 
 def small_encoding(D=3, L=6, F=2, log2=12, base=4, scale=1.9, interp="linear", dtype=torch.float64,

@@ -27,3 +27,13 @@ def test_import_needs_no_gpu():
     # Building an encoder and running it on the CPU must work whatever the GPU situation.
     enc = mbf.HashGridEncoding(n_input_dims=2, n_levels=2, log2_hashmap_size=10)
     assert enc(torch.rand(3, 2)).shape == (3, 4)
+
+
+def test_cuda_cases_of_the_device_fixture_carry_the_cuda_marker():
+    """`pytest -m cuda` must select the CUDA case of every test that takes the `device` fixture."""
+    from helpers import device_params
+
+    params = device_params(True)
+    marks = {p.values[0]: [m.name for m in p.marks] for p in params}
+    assert marks == {"cpu": [], "cuda": ["cuda"]}
+    assert [p.values[0] for p in device_params(False)] == ["cpu"]

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import morphbias_fast as mbf
-from helpers import DEVICES, interior_points, max_rel_err, small_encoding
+from helpers import CUDA_READY, device_params, interior_points, max_rel_err, small_encoding
 from morphbias_fast import reference as ref
 from morphbias_fast.ops import hashgrid as ops
 
@@ -179,11 +179,16 @@ def test_default_encoding_runs_float32_at_tiny_cuda_nn_size():
     assert max_rel_err(y, ref.encode(x, enc.params.detach(), enc.config)) < FLOAT32_RTOL
 
 
-@pytest.mark.parametrize("dev", DEVICES)
+@pytest.mark.parametrize("dev", device_params(CUDA_READY))
 def test_gradients_accumulate_into_params_grad(dev):
     enc = small_encoding(D=2, dtype=torch.float32, device=dev)
     x = torch.rand(50, 2, device=dev)
     enc(x).sum().backward()
     first = enc.params.grad.clone()
     enc(x).sum().backward()
-    assert torch.allclose(enc.params.grad, 2 * first, rtol=0, atol=0)  # x + x is exact in float
+    if dev == "cpu":
+        assert torch.equal(enc.params.grad, 2 * first)  # the CPU sums in a fixed order, and x + x is exact
+    else:
+        # CUDA accumulates with atomicAdd in a varying order: the two passes can differ in the last bits of
+        # each entry (a sum of at most 50 * 4 float32 terms of order 1: 200 * eps ~ 1.2e-5 relative at worst)
+        assert torch.allclose(enc.params.grad, 2 * first, rtol=2e-5, atol=1e-6)
