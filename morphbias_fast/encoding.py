@@ -111,6 +111,9 @@ class HashGridEncoding(nn.Module):
         interpolation: "linear" or "smoothstep".
         dtype: torch.float32 (production) or torch.float64 (gradient checks).
         device: where the parameters live.
+        check_finite: refuse inputs with NaN or infinity (ValueError). None (the default): on the CPU,
+            where the check is a cheap scan; not on a GPU, where reading its result back would stall the
+            stream on every call and forbid CUDA-graph capture. True or False forces it either way.
 
     Call ``enc(x)`` with x [..., D] in [0,1]^D (same dtype and device as ``enc.params``) for y
     [..., L*F]; ``enc(x, with_jacobian=True)`` also returns dy/dx [..., L*F, D].
@@ -119,8 +122,10 @@ class HashGridEncoding(nn.Module):
 
     def __init__(self, n_input_dims: int = 3, n_levels: int = 16, n_features_per_level: int = 2,
                  log2_hashmap_size: int = 19, base_resolution: int = 16, per_level_scale: float = 2.0,
-                 interpolation: str = "linear", dtype: torch.dtype = torch.float32, device=None):
+                 interpolation: str = "linear", dtype: torch.dtype = torch.float32, device=None,
+                 check_finite: bool | None = None):
         super().__init__()
+        self.check_finite = check_finite
         if dtype not in ops.DTYPE_CODES:
             raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.config = HashGridConfig(n_input_dims, n_levels, n_features_per_level, log2_hashmap_size,
@@ -159,7 +164,8 @@ class HashGridEncoding(nn.Module):
             raise ValueError(f"x must have shape [..., {self.n_input_dims}], got {list(x.shape)}")
         if x.device != p.device:
             raise ValueError(f"x is on {x.device} but the encoding's params are on {p.device}")
-        if x.numel() and not bool(torch.isfinite(x).all()):
+        check = x.device.type == "cpu" if self.check_finite is None else self.check_finite
+        if check and x.numel() and not bool(torch.isfinite(x).all()):  # bool(): a device->host read on a GPU
             raise ValueError("x contains NaN or infinite values")
         return x.reshape(-1, self.n_input_dims)
 

@@ -67,3 +67,17 @@ def test_ops_layer_checks_its_tensors(enc):
 def test_cuda_tensor_on_a_build_without_cuda(enc):
     with pytest.raises(ValueError, match="built without CUDA"):
         enc.to("cuda")(torch.rand(4, 3, device="cuda"))
+
+
+def test_the_finiteness_check_is_a_choice():
+    """On by default on the CPU (a cheap scan); off when asked (and by default on GPUs, where reading its
+    result would stall the stream): then NaN goes in and NaN comes out, no error."""
+    x = torch.rand(5, 3)
+    x[1, 0] = float("nan")
+    off = mbf.HashGridEncoding(n_input_dims=3, n_levels=2, log2_hashmap_size=10, check_finite=False)
+    assert off.check_finite is False
+    y = off(x)
+    assert torch.isfinite(y[0]).all()
+    on = mbf.HashGridEncoding(n_input_dims=3, n_levels=2, log2_hashmap_size=10, check_finite=True)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        on(x)

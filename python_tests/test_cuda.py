@@ -48,3 +48,18 @@ def test_tensor_on_another_device_than_params_is_refused():
     enc = small_encoding(D=3, device="cuda")
     with pytest.raises(ValueError, match="cpu"):
         enc(torch.rand(4, 3, dtype=torch.float64))
+
+
+def test_forward_and_backward_do_not_synchronise_with_the_host():
+    """No device->host read per call (the finiteness check is off on GPUs by default): under sync debug mode
+    "error", any synchronising call raises."""
+    enc = small_encoding(D=3, dtype=torch.float32, device="cuda")
+    x = interior_points(enc, 4096).float().cuda().requires_grad_(True)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        y, J = enc(x, with_jacobian=True)
+        torch.autograd.backward([y, J], [torch.ones_like(y), torch.ones_like(J)])
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(x.grad).all()

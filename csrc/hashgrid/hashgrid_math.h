@@ -51,13 +51,14 @@ MB_HD double floor_t(double v) {
 #endif
 }
 
-// float -> int32 saturating at the int32 range, as the GPU's conversion does (cvt.rzi.s32): on the host a
-// plain cast of a value outside the range is undefined behaviour, so host and device could disagree.
+// float -> int32 saturating at the int32 range and NaN -> 0, as the GPU's conversion does (cvt.rzi.s32): on
+// the host a plain cast of such a value is undefined behaviour, so host and device could disagree.
 template <typename T>
 MB_HD int32_t to_int32(T v) {
 #if defined(__CUDA_ARCH__)
   return static_cast<int32_t>(v);
 #else
+  if (!(v == v)) return 0;  // NaN: inputs are only unchecked when the caller asked (check_finite=False)
   if (v >= T(2147483647)) return 2147483647;
   if (v <= T(-2147483648.0)) return -2147483647 - 1;
   return static_cast<int32_t>(v);
