@@ -15,6 +15,7 @@ import torch.distributed as tdist
 class Dist:
     rank: int = 0
     world: int = 1
+    device: torch.device = torch.device("cpu")  # where collectives put their tensors (NCCL: this rank's GPU)
 
     @property
     def active(self) -> bool:
@@ -27,7 +28,7 @@ class Dist:
         """Every rank stops at the same step: continue only while all want to."""
         if not self.active:
             return mine
-        flag = torch.tensor([1 if mine else 0])
+        flag = torch.tensor([1 if mine else 0], device=self.device)
         tdist.all_reduce(flag, op=tdist.ReduceOp.MIN)
         return bool(flag.item())
 
@@ -45,11 +46,21 @@ class Dist:
             tdist.destroy_process_group()
 
 
+def rank_device(device: torch.device) -> torch.device:
+    """This process's device: in a torchrun job on GPUs, the GPU of its LOCAL_RANK (made current, so that NCCL
+    and all_gather_object use it); otherwise `device` unchanged. Without this every rank lands on cuda:0."""
+    if device.type != "cuda" or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    torch.cuda.set_device(local)
+    return torch.device("cuda", local)
+
+
 def init_distributed(device: torch.device) -> Dist:
-    """A Dist for this process: torchrun sets WORLD_SIZE/RANK."""
+    """A Dist for this process (`device` from rank_device): torchrun sets WORLD_SIZE/RANK."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return Dist()
+        return Dist(device=device)
     if not tdist.is_initialized():
         tdist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Dist(rank=tdist.get_rank(), world=tdist.get_world_size())
+    return Dist(rank=tdist.get_rank(), world=tdist.get_world_size(), device=device)

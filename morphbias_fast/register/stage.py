@@ -17,7 +17,7 @@ from morphbias_fast.devices import resolve_device
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.files import atomic_path, write_json
 from morphbias_fast.register.config import INRConfig
-from morphbias_fast.register.distributed import Dist, init_distributed
+from morphbias_fast.register.distributed import Dist, init_distributed, rank_device
 from morphbias_fast.register.images import Images
 from morphbias_fast.register.quality import split_metrics
 from morphbias_fast.register.train import fit_latents, train_inr
@@ -72,7 +72,7 @@ def _load_inputs(cfg: Config) -> _Inputs:
         raise MorphbiasError(f"{atlas_path} has shape {atlas.shape}, the images {cohort.images.shape[1:]}: the atlas "
                              f"must be on the cohort's grid")
     mask = read_nifti(cohort.mask_path)[0] > 0.5 if cohort.mask_path else np.ones(atlas.shape, bool)
-    device = resolve_device(cfg.inr.device)
+    device = rank_device(resolve_device(cfg.inr.device))
     spacing = np.sqrt((atlas_affine[:3, :atlas.ndim] ** 2).sum(0))
     return _Inputs(cohort, Images(cohort.images, atlas, device), mask, spacing, device, Path(atlas_path))
 
