@@ -342,6 +342,18 @@ def mitigate_cmd(run_dir, strategy, discover_dir, out_dir, cohort_dir, epochs, s
     finish(res.summary(), res.warnings, strict)
 
 
+# Each recipe's (arch, discovery method, mitigation strategy); `run --recipe` and the three overrides.
+RECIPES = {"ours": ("hashgrid", "ours", "ours"), "paper": ("siren", "paper", "paper")}
+_DISCOVERY = {"ours": "shortcut", "paper": "paper"}
+_MITIGATION = {"ours": mitigate.DEFAULT, "paper": "paper"}
+
+
+def recipe_parts(recipe: str, arch, discovery, mitigation) -> dict:
+    base = RECIPES[recipe]
+    return {"arch": arch or base[0], "discovery": _DISCOVERY[discovery or base[1]],
+            "mitigation": _MITIGATION[mitigation or base[2]]}
+
+
 def _baselines(value: str) -> tuple[str, ...]:
     names = tuple(b for b in value.split(",") if b)
     choices = [s for s in mitigate.STRATEGIES if s != mitigate.DEFAULT]
@@ -383,9 +395,20 @@ def _baselines(value: str) -> tuple[str, ...]:
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Registration training steps instead of the time budget (reproducible across machines).")
 @atlas_option
+@click.option("--recipe", type=click.Choice(list(RECIPES)), default="ours", show_default=True,
+              help="ours: hash-grid latents, shortcut discovery, counterfactual images; paper: the published "
+                   "method (SIREN latents, the error-aware mixture with the knee rules, latent noise + SMOTE). "
+                   "--arch, --discovery and --mitigation override one part each (the factorial table).")
+@click.option("--arch", type=click.Choice(["hashgrid", "siren"]), default=None,
+              help="Representation: hashgrid (ours) or siren (the paper's).  [default: the recipe's]")
+@click.option("--discovery", type=click.Choice(["ours", "paper"]), default=None,
+              help="Discovery: ours (the shortcut direction) or paper (error-aware mixture).  [default: the recipe's]")
+@click.option("--mitigation", type=click.Choice(["ours", "paper"]), default=None,
+              help="Mitigation of the 'mitigated' row: ours (counterfactual) or paper (noise + SMOTE).  "
+                   "[default: the recipe's]")
 @strict_option
 def run_cmd(out_dir, cohort_dir, bias_level, dim, n_train, n_val, n_test, appearance, shortcut, epochs, device, seed,
-            seeds, baselines, time_budget, steps, atlas, strict) -> None:
+            seeds, baselines, time_budget, steps, atlas, recipe, arch, discovery, mitigation, strict) -> None:
     """The whole pipeline in one command: synth (without --cohort) -> classify -> register -> discover ->
     mitigate -> unbiased reference -> report.
 
@@ -402,7 +425,8 @@ def run_cmd(out_dir, cohort_dir, bias_level, dim, n_train, n_val, n_test, appear
                                  param_hint="--seeds") from None
     settings = pipeline.Settings(cohort=cohort_dir, bias_level=bias_level, dim=int(dim), appearance=appearance,
                                  shortcut=shortcut, n_train=n_train, n_val=n_val, n_test=n_test, baselines=names,
-                                 time_budget=time_budget, steps=steps, epochs=epochs, device=device, atlas=atlas)
+                                 time_budget=time_budget, steps=steps, epochs=epochs, device=device, atlas=atlas,
+                                 **recipe_parts(recipe, arch, discovery, mitigation))
     res = pipeline.run_pipeline(out_dir, settings, seed_list, seed_folders=seeds is not None)
     finish(res.summary(), res.warnings, strict)
 

@@ -32,6 +32,10 @@ class Settings:
     epochs: int = 30                  # every classifier
     device: str = "auto"
     atlas: Path | None = None         # registration atlas instead of the cohort's
+    # The method's three parts, each ours or the paper's (`run --recipe`, --arch, --discovery, --mitigation):
+    arch: str = "hashgrid"            # representation: hashgrid | siren
+    discovery: str = "shortcut"       # discover.METHODS: shortcut (ours) | paper
+    mitigation: str = mitigate.DEFAULT  # the strategy of the run's "mitigated" row: counterfactual | paper | ...
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class Step:
 
 def steps(s: Settings, synthetic: bool) -> list[Step]:
     """The stages of one run, in order; each call gets (run, cohort, seed)."""
-    inr = {"steps": s.steps, "time_budget": None if s.steps else s.time_budget, "device": s.device}
+    inr = {"steps": s.steps, "time_budget": None if s.steps else s.time_budget, "device": s.device, "arch": s.arch}
     dev = {"epochs": s.epochs, "device": s.device}
     out = [
         Step("classify", "classify: the biased classifier",
@@ -53,9 +57,13 @@ def steps(s: Settings, synthetic: bool) -> list[Step]:
              lambda run, c, seed: register.run(run, register.Config(
                  c, register.INRConfig(seed=seed, **inr), resume=run.register.checkpoint().exists(), atlas=s.atlas))),
         Step("discover", "discover: where the classifier fails",
-             lambda run, c, seed: discover.run(run, discover.Config(seed=seed, cohort=c, device=s.device))),
+             lambda run, c, seed: discover.run(run, discover.Config(seed=seed, cohort=c, device=s.device,
+                                                                    method=s.discovery))),
+        # The run's own mitigation writes RUN/mitigate (the report's "mitigated" row) whatever its strategy.
+        Step("mitigate", f"mitigate: {s.mitigation}", lambda run, c, seed: mitigate.run(
+            run, mitigate.Config(strategy=s.mitigation, seed=seed, cohort=c, out=run.mitigate().path, **dev))),
     ]
-    for name in (mitigate.DEFAULT, *s.baselines):
+    for name in s.baselines:
         out.append(Step("mitigate", f"mitigate: {name}", lambda run, c, seed, name=name: mitigate.run(
             run, mitigate.Config(strategy=name, seed=seed, cohort=c, **dev)), strategy=name))
     if synthetic:

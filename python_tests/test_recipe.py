@@ -1,0 +1,33 @@
+"""`run --recipe` and its three overrides reach the stages: the representation in register's INRConfig, the
+discovery method in discover's Config, the strategy of the "mitigated" row (written to RUN/mitigate) in
+mitigate's Config; baselines keep their own folders."""
+from pathlib import Path
+
+import pytest
+
+from morphbias_fast import classify, discover, mitigate, pipeline, register
+from morphbias_fast.cli import recipe_parts
+from morphbias_fast.runfolder import RunFolder
+
+
+@pytest.mark.parametrize("recipe,overrides,want", [
+    ("ours", (None, None, None), {"arch": "hashgrid", "discovery": "shortcut", "mitigation": "counterfactual"}),
+    ("paper", (None, None, None), {"arch": "siren", "discovery": "paper", "mitigation": "paper"}),
+    ("paper", ("hashgrid", None, "ours"), {"arch": "hashgrid", "discovery": "paper", "mitigation": "counterfactual"}),
+])
+def test_recipe_parts(recipe, overrides, want):
+    assert recipe_parts(recipe, *overrides) == want
+
+
+def test_the_parts_reach_the_stages(monkeypatch, tmp_path):
+    seen = {}
+    for module, name in ((classify, "classify"), (register, "register"), (discover, "discover")):
+        monkeypatch.setattr(module, "run", lambda run, cfg, name=name: seen.setdefault(name, cfg))
+    monkeypatch.setattr(mitigate, "run", lambda run, cfg: seen.setdefault(f"mitigate {cfg.strategy}", cfg))
+    s = pipeline.Settings(baselines=("oracle",), **recipe_parts("paper", None, None, None))
+    run = RunFolder(tmp_path / "run")
+    for step in pipeline.steps(s, synthetic=False):
+        step.call(run, Path("cohort"), 3)
+    assert seen["register"].inr.arch == "siren" and seen["discover"].method == "paper"
+    assert seen["mitigate paper"].out == run.mitigate().path  # the run's own mitigation: the "mitigated" row
+    assert seen["mitigate oracle"].out is None                  # a baseline: RUN/mitigate_oracle
