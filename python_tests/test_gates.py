@@ -36,7 +36,6 @@ def test_classifier_gates():
 
 
 def _frame(side, y):
-    n = len(y)
     return pd.DataFrame({"split": "train", "subgroup": 2 * np.asarray(side) + np.asarray(y),
                          "role": np.where(np.asarray(side) == 1, "S_B", "S_NB"), "y_true": y})
 

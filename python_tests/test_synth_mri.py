@@ -24,11 +24,6 @@ def cohort(tmp_path_factory):
     return out
 
 
-def _field(cohort, pid):
-    return sitk.ReadImage(str(cohort / "derivatives" / "synth" / pid / "anat" / f"{pid}_desc-displacement_xfm.nii.gz"),
-                          sitk.sitkVectorFloat64)
-
-
 def test_config_is_stored_and_sites_recorded(cohort):
     cfg = read_synth_config(cohort)
     assert cfg.appearance == "mri" and cfg.subject_mm == 3.0 and cfg.n_modes == 20

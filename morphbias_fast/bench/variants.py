@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from morphbias_fast import mitigate, report
 from morphbias_fast.console import say

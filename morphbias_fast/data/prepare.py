@@ -14,8 +14,6 @@ The output is written to a temporary folder and renamed when complete."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +25,7 @@ import SimpleITK as sitk
 
 from morphbias_fast.data.template import load_template
 from morphbias_fast.errors import MorphbiasError
-from morphbias_fast.files import as_if_created
+from morphbias_fast.files import atomic_folder
 
 PERCENTILE = 99.0          # robust intensity scale: this percentile inside the brain mask becomes 1
 SHRINK = (4, 2, 1)         # multi-resolution pyramid (x voxel size)
@@ -141,9 +139,7 @@ def prepare(bids_dir, out_dir, cfg: PrepareConfig = PrepareConfig(), label_colum
     df = _participants(bids_dir, [s[0] for s in subjects], label_column)
     atlas, atlas_mask = _atlas(cfg)
     mask_np = sitk.GetArrayFromImage(atlas_mask).T.astype(bool)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as tmp:
         (tmp / "atlas").mkdir()
         sitk.WriteImage(atlas, str(tmp / "atlas" / "atlas_T1w.nii.gz"), useCompression=True)
         sitk.WriteImage(sitk.Cast(atlas_mask, sitk.sitkUInt8), str(tmp / "atlas" / "atlas_mask.nii.gz"),
@@ -167,13 +163,6 @@ def prepare(bids_dir, out_dir, cfg: PrepareConfig = PrepareConfig(), label_colum
                 "PrepareConfig": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
                 "Source": str(bids_dir.resolve())}
         (tmp / "dataset_description.json").write_text(json.dumps(desc, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        as_if_created(tmp, directory=True)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

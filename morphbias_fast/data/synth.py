@@ -19,9 +19,6 @@ Output (BIDS-style, all written in a temporary folder that is renamed at the end
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,7 +31,7 @@ from morphbias_fast.data import appearance, deform, fields
 from morphbias_fast.data.cohort import SPLITS
 from morphbias_fast.data.template import REGIONS, Template, load_template, load_tissues
 from morphbias_fast.errors import MorphbiasError
-from morphbias_fast.files import as_if_created
+from morphbias_fast.files import atomic_folder
 
 
 # A field list with defaults; `duplicates` pairs it by shape with the other config dataclasses
@@ -219,9 +216,7 @@ def synthesize(out_dir: Path, cfg: SynthConfig, overwrite: bool = False, progres
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
         raise MorphbiasError(f"{out_dir} exists and is not empty (use --overwrite to replace it)")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as tmp:
         gen = Generator(cfg)
         tpl, df = gen.tpl, gen.participants
 
@@ -248,13 +243,6 @@ def synthesize(out_dir: Path, cfg: SynthConfig, overwrite: bool = False, progres
 
         df.to_csv(tmp / "participants.tsv", sep="\t", index=False, float_format="%.6f")
         _write_bids_metadata(tmp, cfg, df.columns)
-        if out_dir.exists():
-            shutil.rmtree(out_dir) if out_dir.is_dir() else out_dir.unlink()
-        as_if_created(tmp, directory=True)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 
