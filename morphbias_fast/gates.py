@@ -12,6 +12,9 @@ The thresholds, and why:
 - a retrained model below the biased one: test balanced accuracy more than ACC_DROP below the biased
   classifier's. 0.05 is about twice the standard error of an accuracy on the default 500-case test split
   (0.022), so a drop that large is not noise.
+- images on another intensity scale than the atlas: the median over subjects of their 99th percentile inside
+  the brain mask is more than SCALE_RATIO times the atlas's, or less than 1/SCALE_RATIO (mse then compares
+  apples with oranges; `prepare` normalises, and lncc does not care).
 - a discovery whose subgroups are tiny (fewer than max(TINY_MIN, TINY_SHARE of the split): too few to weight or
   augment from) or whose discovered side is the label itself (side and label agree on >= PURE_SHARE or
   <= 1 - PURE_SHARE of a split: no hidden attribute was found, only the label again).
@@ -22,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 STRICT_EXIT = 3
+SCALE_RATIO = 10.0
 REG_EPE_RATIO = 1.0
 COLLAPSE_SHARE = 0.95
 ACC_DROP = 0.05
@@ -39,6 +43,16 @@ def registration(metrics: dict) -> list[str]:
             out.append(f"registration no better than identity on {split}: endpoint error "
                        f"{100 * m['epe_ratio']:.0f}% of the true displacement")
     return out
+
+
+def intensity_scale(images: np.ndarray, atlas: np.ndarray, mask: np.ndarray) -> list[str]:
+    ours = float(np.median([np.percentile(img[mask], 99) for img in images]))
+    theirs = float(np.percentile(atlas[mask], 99))
+    ratio = ours / theirs if theirs > 0 else float("inf")
+    if not (1 / SCALE_RATIO <= ratio <= SCALE_RATIO):
+        return [f"the images are on another intensity scale than the atlas ({ratio:.3g}x its 99th percentile in "
+                f"the brain): normalise them (morphbias-fast prepare does) or use --similarity lncc"]
+    return []
 
 
 def _bal_acc(p: pd.DataFrame) -> float:

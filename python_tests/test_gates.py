@@ -65,3 +65,13 @@ def test_strict_turns_a_warning_into_exit_status_3(monkeypatch, tmp_path):
     assert plain.exit_code == 0 and "warning: the classifier collapsed" in plain.output
     strict = CliRunner().invoke(main, [*args, "--strict"])
     assert strict.exit_code == gates.STRICT_EXIT and "--strict" in strict.output
+
+
+def test_intensity_scale_gate():
+    rng = np.random.default_rng(0)
+    atlas = rng.random((20, 20))
+    mask = np.ones((20, 20), bool)
+    same = np.stack([atlas * rng.uniform(0.8, 1.2) for _ in range(5)])
+    assert gates.intensity_scale(same, atlas, mask) == []
+    assert "another intensity scale" in gates.intensity_scale(same * 1000, atlas, mask)[0]  # the case
+    assert "another intensity scale" in gates.intensity_scale(same / 50, atlas, mask)[0]

@@ -156,7 +156,10 @@ def run(run: RunFolder, cfg: Config) -> Result:
             metrics["splits"][split] = split_metrics(model, inp.imgs, z_all[rows].to(inp.device), rows, inp.cohort,
                                                      inp.mask, inp.spacing, inp.atlas_path)
     metrics["seconds_with_metrics"] = time.monotonic() - t0
-    metrics["warnings"] = gates.registration(metrics)
+    # both divided by the same atlas percentile in Images, so their ratio is the raw images' to the raw atlas's
+    scaled = inp.imgs.images.cpu().numpy().reshape(-1, *inp.imgs.shape)
+    metrics["warnings"] = (gates.intensity_scale(scaled, inp.imgs.atlas.cpu().numpy()[0, 0], inp.mask)
+                           + gates.registration(metrics))
     _write(files, inp, cfg, model, z_all, metrics)
     dist.finish()
     return Result(metrics)
