@@ -194,7 +194,8 @@ class RunFolder:
         """Stage name (mitigate: mitigate_STRATEGY) -> the JSON record it wrote, for those that exist."""
         files = {"classify": self.classify.metrics, "register": self.register.metrics,
                  "discover": self.discover.summary,
-                 **{f"mitigate_{name}": f.metrics for name, f in self.mitigations().items()}}
+                 **{"mitigate" if name == "mitigated" else f"mitigate_{name}": f.metrics
+                    for name, f in self.mitigations().items()}}
         return {k: v for k, v in files.items() if v.exists()}
 
     def done(self, stage: str, strategy: str = DEFAULT_STRATEGY) -> bool:
