@@ -572,7 +572,7 @@ def bench_variants_cmd(runs, variant) -> None:
 
     \b
     counterfactual_worst    the epoch kept by the worst discovered val group
-    counterfactual_matched  each generated copy weighted like its original (group-balanced)"""
+    counterfactual_uniform  the generated copies weighted uniformly (the default before item 5)"""
     bench_variants.run(list(runs), variant)
 
 

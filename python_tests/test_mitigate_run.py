@@ -296,3 +296,26 @@ def test_seed_statistics_by_hand():
     assert m["wga_ci95"] == pytest.approx([0.7 - h, 0.7 + h], abs=1e-6)  # the table's 7 digits
     test = next(t for t in out["paired_tests"] if t["b"] == "oracle" and t["metric"] == "wga")
     assert test["wins_of_a"] == 5 and test["p_wilcoxon"] == pytest.approx(0.0625, abs=1e-12)
+
+
+def test_counterfactual_halves_are_each_balanced():
+    """The default's plan: originals group-balanced over the discovered side x label cells, and each flipped copy
+    weighted like its original, so in both halves every cell carries the same total weight (the bias is
+    independent of the label in each). Uniform copies would carry the reverse bias (bench/RESULTS.md).
+    A train set at bias level 0.9 with the discovered side equal to the bias; latents random."""
+    from types import SimpleNamespace
+
+    from morphbias_fast import mitigate
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 50)
+    side = np.where(rng.random(100) < 0.9, y, 1 - y)
+    table = pd.DataFrame({"subgroup": 2 * side + y, "role": np.where(side == 1, "S_B", "S_NB")})
+    cohort = SimpleNamespace(labels=y, images=np.zeros((100, 4, 4)))
+    inp = SimpleNamespace(tr=np.arange(100), va=np.arange(0), cohort=cohort, subgroups=lambda rows: table,
+                          discovered_val_weight=lambda: None, train_latents=lambda: rng.normal(size=(100, 8)))
+    plan = mitigate.STRATEGIES[mitigate.DEFAULT].fn(inp)
+    np.testing.assert_allclose(plan.generated_weights, plan.weights)
+    for half_side, w in ((side, plan.weights), (1 - side, plan.generated_weights)):
+        totals = [w[(half_side == b) & (y == d)].sum() for b in (0, 1) for d in (0, 1)]
+        np.testing.assert_allclose(totals, totals[0], rtol=1e-9)  # float sums of equal shares

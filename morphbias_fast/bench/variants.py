@@ -5,9 +5,10 @@ split and the true bias are read by the report alone, and the choice between var
 val_disc_* columns.
 
 counterfactual_worst    the default's plan, the epoch kept by the worst discovered val group (not their mean)
-counterfactual_matched  each generated copy weighted like the original it was made from: the originals are
-                        group-balanced, so the copies are too. The default weighs the copies uniformly, and
-                        copies of a biased set with the bias flipped carry the reverse bias.
+counterfactual_uniform  the default as it was before the item-5 choice: generated copies weighted uniformly.
+                        Copies of a biased set with the bias flipped then carry the reverse bias; the chosen
+                        default weighs each copy like its original (group-balanced), as variant
+                        `counterfactual_matched` did on the development seeds.
 """
 from __future__ import annotations
 
@@ -25,17 +26,15 @@ def _worst_group(inp: mitigate.Inputs) -> mitigate.Plan:
     return plan
 
 
-def _matched(inp: mitigate.Inputs) -> mitigate.Plan:
+def _uniform(inp: mitigate.Inputs) -> mitigate.Plan:
     plan = mitigate.STRATEGIES[mitigate.DEFAULT].fn(inp)
-    if plan.latents is not None:
-        has_side = inp.subgroups(inp.tr).role.isin(["S_B", "S_NB"]).to_numpy()  # the cases copies were made of
-        plan.generated_weights = plan.weights[has_side]
+    plan.generated_weights = None  # every copy weighs the same
     return plan
 
 
 VARIANTS = {
     "counterfactual_worst": (_worst_group, "counterfactual; checkpoint by the worst discovered val group"),
-    "counterfactual_matched": (_matched, "counterfactual; each copy weighted like its original"),
+    "counterfactual_uniform": (_uniform, "counterfactual with uniformly weighted copies (the default until item 5)"),
 }
 
 

@@ -4,7 +4,8 @@ the validation accuracy that picks the checkpoint, and optionally latents to dec
 images. The stage (stage.py) decodes, trains and writes; a strategy never trains or writes.
 
 counterfactual  (default, ours) originals weighted so each discovered group counts the same, + every train
-                case with its bias flipped: its latent moved across the discovered split (augment.py)
+                case with its bias flipped: its latent moved across the discovered split (augment.py),
+                weighted like its original
 paper           originals + re-balanced set with 3 latent-noise augmentations each, SMOTE to the original
                 size (docs/METHOD.md section 4); both halves weighted equally; plain val accuracy
 oracle          reweighing with the TRUE bias: w = P(g) P(y) / P(g, y) (needs the cohort's bias column)
@@ -126,9 +127,12 @@ def counterfactual(inp: Inputs) -> Plan:
         Z, y = counterfactual_latents(latents, inp.cohort.labels[inp.tr], side)
     except ValueError as exc:
         return inp.no_generation("counterfactual", exc, val_weight)
-    # The originals too are weighted so that each discovered group counts the same (groupbal), so both
-    # halves of the training set have the bias independent of the label.
-    return Plan(balanced_weights(s.subgroup.to_numpy()), val_weight, Z, y,
+    # The originals are weighted so that each discovered group counts the same (groupbal), and each copy like
+    # the original it was made from, so both halves of the training set have the bias independent of the
+    # label. (Copies weighted uniformly carry the reverse bias, P(bias | disease) = 1 - level, and reversed
+    # the shortcut on development seeds: bench/RESULTS.md, "the choice for item 5".)
+    weights = balanced_weights(s.subgroup.to_numpy())
+    return Plan(weights, val_weight, Z, y, generated_weights=weights[side >= 0],
                 examples=inp.cohort.images[inp.tr][side >= 0][:6],
                 caption="counterfactual: train cases (top) and generated images (bottom; same case, bias flipped)")
 
