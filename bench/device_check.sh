@@ -11,6 +11,8 @@
 # but not run, the benchmark at a tiny N on the CPU, the NCCL smoke printed only; it prints the plan.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# Python runs with -P: from the project root a plain `python` would import the source folder (no compiled
+# kernels) instead of the installed package.
 DRY=0
 [ "${1:-}" = "--dry-run" ] && DRY=1
 OUT=${OUT:-bench/device_out}
@@ -24,7 +26,7 @@ plan() { echo "-- plan: $*"; }
 echo "== 0. machine"
 if [ $DRY = 1 ]; then plan "nvidia-smi --query-gpu=name,driver_version,memory.total"; echo "dry run" > "$OUT/gpu.txt"
 else nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"; fi
-NGPU=$(python -c "import torch; print(torch.cuda.device_count())")
+NGPU=$(python -P -c "import torch; print(torch.cuda.device_count())")
 
 echo "== 1. build (sm_90, CUDA on)"
 plan "MORPHBIAS_CUDA=ON pip install --no-build-isolation --no-deps . (CMAKE_CUDA_ARCHITECTURES=90), 300 s cap"
@@ -34,18 +36,18 @@ if [ $DRY = 0 ]; then
     --config-settings=cmake.define.CMAKE_CUDA_ARCHITECTURES=90 . >"$OUT/build.log" 2>&1
   build=$?
   tail -5 "$OUT/build.log"
-  python -c "import morphbias_fast as m; i = m.build_info(); print(i); assert i['cuda'] and i['cuda_device_available']" \
+  python -P -c "import morphbias_fast as m; i = m.build_info(); print(i); assert i['cuda'] and i['cuda_device_available']" \
     | tee "$OUT/build_info.txt" || { echo "BUILD FAILED ($build)"; exit 1; }
 fi
 
 echo "== 2. CUDA tests (-m cuda, durations)"
 plan "pytest -m cuda --durations=0 $(echo $TEST_FILES | tr '\n' ' '), 240 s cap"
 if [ $DRY = 1 ]; then
-  timeout 240 python -m pytest -q -m cuda --co -p no:cacheprovider $TEST_FILES >"$OUT/pytest.log" 2>&1
+  timeout 240 python -P -m pytest -q -m cuda --co -p no:cacheprovider $TEST_FILES >"$OUT/pytest.log" 2>&1
   tests=$?
   [ $tests = 5 ] && tests=0  # no GPU here: the cuda cases are not generated, nothing to collect is expected
 else
-  MORPHBIAS_EXPECT_CUDA=1 timeout 240 python -m pytest -q -rs -m cuda --durations=0 -p no:cacheprovider \
+  MORPHBIAS_EXPECT_CUDA=1 timeout 240 python -P -m pytest -q -rs -m cuda --durations=0 -p no:cacheprovider \
     --junitxml="$OUT/pytest.xml" $TEST_FILES >"$OUT/pytest.log" 2>&1
   tests=$?
 fi
@@ -53,7 +55,7 @@ tail -8 "$OUT/pytest.log"
 
 echo "== 3. bench encode (ours vs pure PyTorch, tiny-cuda-nn when it imports)"
 plan "N in 2^20, 2^23; D in 2, 3; L=16, F=2, 2^19 table; 120 s cap"
-timeout 150 python - "$OUT" "$DRY" <<'PY' | tee "$OUT/bench.txt"
+timeout 150 python -P - "$OUT" "$DRY" <<'PY' | tee "$OUT/bench.txt"
 import json, sys
 import torch
 from morphbias_fast.bench import encode as b
@@ -92,7 +94,7 @@ PY
 fi
 
 seconds=$(( $(date +%s) - start ))
-python - "$OUT" "$DRY" "$build" "$tests" "$bench" "$nccl" "$seconds" <<'PY'
+python -P - "$OUT" "$DRY" "$build" "$tests" "$bench" "$nccl" "$seconds" <<'PY'
 import json, sys
 out, dry, build, tests, bench, nccl, seconds = sys.argv[1:]
 summary = {"dry_run": dry == "1", "build_rc": int(build), "pytest_rc": int(tests), "bench_rc": int(bench),
