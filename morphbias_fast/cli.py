@@ -572,7 +572,8 @@ def bench_variants_cmd(runs, variant) -> None:
 
     \b
     counterfactual_worst    the epoch kept by the worst discovered val group
-    counterfactual_uniform  the generated copies weighted uniformly (the default before item 5)"""
+    counterfactual_uniform  the generated copies weighted uniformly (the default before item 5)
+    counterfactual_transport  each copy is the case's own image moved to the new anatomy (for real scans)"""
     bench_variants.run(list(runs), variant)
 
 

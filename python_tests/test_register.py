@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from morphbias_fast import register
 from morphbias_fast.cli import main
+from morphbias_fast.data import load_cohort
 from morphbias_fast.data.fields import read_grid
 from morphbias_fast.data.synth import SynthConfig, synthesize
 from morphbias_fast.errors import MorphbiasError
@@ -186,3 +187,19 @@ def test_three_d_cohort_registers_and_decodes(tmp_path):
     assert result.exit_code == 0, result.output
     field = sitk.ReadImage(str(tmp_path / "dec" / "sub-0001_desc-displacement_xfm.nii.gz"))
     assert field.GetDimension() == 3 and field.GetNumberOfComponentsPerPixel() == 3
+
+
+def test_transported_images_follow_the_decoded_anatomy(cohort, tmp_path):
+    """Decoder.transported: a case moved to its own latent comes back bit for bit (nothing moves, every voxel
+    is kept), and moved to another case's latent it changes where the two decoded anatomies differ."""
+    run_register(cohort, tmp_path, INRConfig(**TINY))
+    files = RunFolder(tmp_path).register
+    decoder = register.Decoder.load(files)
+    latents = files.read_latents()
+    ids = ["sub-0001", "sub-0002"]
+    Z = np.stack([latents[i] for i in ids])
+    c = load_cohort(cohort)
+    images = c.images[[list(c.ids).index(i) for i in ids]]
+    np.testing.assert_array_equal(decoder.transported(images, Z, Z, progress=False), images)
+    moved = decoder.transported(images[:1], Z[:1], Z[1:], progress=False)
+    assert not np.array_equal(moved, images[:1])

@@ -4,11 +4,13 @@ import json
 import shutil
 
 import numpy as np
+import torch
 import pandas as pd
 import pytest
 from scipy import ndimage
 
 from morphbias_fast.data import load_cohort
+from morphbias_fast.data.deform import transport
 from morphbias_fast.data.synth import SynthConfig, build_modes, read_synth_config, synthesize
 from morphbias_fast.data.template import load_template
 from morphbias_fast.data.twins import counterfactual_twins
@@ -57,3 +59,17 @@ def test_twins_need_the_generators_settings(cohort, tmp_path):
     desc.write_text(json.dumps({k: v for k, v in json.loads(desc.read_text()).items() if k != "SynthConfig"}))
     with pytest.raises(MorphbiasError, match="not made by"):
         counterfactual_twins(edited, df.participant_id[:1])
+
+
+def test_transport_keeps_an_unmoved_image_and_follows_a_known_shift():
+    """deform.transport: with the same anatomy on both sides the image comes back bit for bit; with u_from = 0
+    and u_to a uniform shift of one voxel along x, out(x) = image(x + 1) (linear interpolation at integer
+    positions is exact), away from the border."""
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 12, 10, generator=g)
+    u = torch.rand(2, 2, 12, 10, generator=g)
+    assert torch.equal(transport(image, u, u), image)
+    shift = torch.zeros(2, 2, 12, 10)
+    shift[:, 0] = 1.0
+    out = transport(image, torch.zeros_like(shift), shift)
+    assert torch.allclose(out[:, :-1], image[:, 1:], atol=1e-6)  # float32 interpolation weights

@@ -9,11 +9,17 @@ counterfactual_uniform  the default as it was before the item-5 choice: generate
                         Copies of a biased set with the bias flipped then carry the reverse bias; the chosen
                         default weighs each copy like its original (group-balanced), as variant
                         `counterfactual_matched` did on the development seeds.
+counterfactual_transport  the default's plan with each copy made by moving the case's own image to the new
+                        anatomy (deform.transport) instead of warping the atlas: for cohorts whose subjects
+                        do not look like the atlas (mri, real scans), where warped atlases would be told apart
+                        from real images by their look.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+
+import numpy as np
 
 from morphbias_fast import mitigate, report
 from morphbias_fast.console import say
@@ -32,9 +38,17 @@ def _uniform(inp: mitigate.Inputs) -> mitigate.Plan:
     return plan
 
 
+def _transport(inp: mitigate.Inputs) -> mitigate.Plan:
+    plan = mitigate.STRATEGIES[mitigate.DEFAULT].fn(inp)
+    if plan.latents is not None:
+        plan.transport_from = np.flatnonzero(inp.subgroups(inp.tr).role.isin(["S_B", "S_NB"]).to_numpy())
+    return plan
+
+
 VARIANTS = {
     "counterfactual_worst": (_worst_group, "counterfactual; checkpoint by the worst discovered val group"),
     "counterfactual_uniform": (_uniform, "counterfactual with uniformly weighted copies (the default until item 5)"),
+    "counterfactual_transport": (_transport, "counterfactual; each copy is the case's own image moved"),
 }
 
 

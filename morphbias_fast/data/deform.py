@@ -53,3 +53,18 @@ def global_modes(shape, n_modes: int, smooth_vox: float, mask: np.ndarray, rng: 
         rms = np.sqrt((field ** 2).sum(0)[mask].mean())
         modes[k] = field / rms
     return modes
+
+
+def transport(image: torch.Tensor, u_from: torch.Tensor, u_to: torch.Tensor, iterations: int = 6,
+              keep_below: float = 0.05) -> torch.Tensor:
+    """A subject's own image moved from the anatomy of field u_from to that of u_to (both atlas-to-subject
+    displacements, subject(x) = atlas(x + u(x))): out(x) = image(y) with y + u_from(y) = x + u_to(x), solved by
+    fixed-point iteration d <- u_to - u_from(x + d) for d = y - x. Where |d| stays under `keep_below` voxels
+    the original voxel is kept as it is, so only the region that moves is interpolated (and blurred).
+    image [B, *spatial], u_* [B, D, *spatial] in voxel units; returns [B, *spatial]."""
+    d = u_to - u_from
+    for _ in range(iterations):
+        d = u_to - warp(u_from, d, padding_mode="border")
+    moved = warp(image[:, None], d)[:, 0]
+    still = d.norm(dim=1) < keep_below
+    return torch.where(still, image, moved)

@@ -69,13 +69,19 @@ def save_examples(path: Path, originals: np.ndarray, made: np.ndarray, title: st
         fig.savefig(tmp, dpi=90, format="png")
 
 
-def _generate(run: RunFolder, plan: Plan, folder: ModelFolder, device: torch.device, progress: bool):
+def _generate(run: RunFolder, inp: Inputs, plan: Plan, folder: ModelFolder, device: torch.device, progress: bool):
     """The plan's latents as images: the atlas warped by each decoded field, interpolated once like the
     cohort's own images. (Warping each case's own image by u' - u interpolates twice, and the classifier then
     told generated from real by blur and kept the shortcut on real ones, bench/RESULTS.md.)"""
     if plan.latents is None:
         return None
-    extra = Decoder.load(run.register, device).images(plan.latents, progress=progress)
+    decoder = Decoder.load(run.register, device)
+    if plan.transport_from is None:
+        extra = decoder.images(plan.latents, progress=progress)
+    else:  # the cases' own images moved to the new anatomy
+        rows = inp.tr[plan.transport_from]
+        extra = decoder.transported(inp.cohort.images[rows], run.register.latents_of(inp.cohort.ids[rows]),
+                                    plan.latents, progress=progress)
     folder.path.mkdir(parents=True, exist_ok=True)
     save_examples(folder.augmentations, plan.examples, extra[:6], plan.caption)
     return extra
@@ -91,7 +97,7 @@ def run(run: RunFolder, cfg: Config) -> Result:
     if plan.warning:
         warn(plan.warning)
     device = resolve_device(cfg.device)
-    extra = _generate(run, plan, folder, device, cfg.progress)
+    extra = _generate(run, inp, plan, folder, device, cfg.progress)
     x, y = standardise(cohort.images), cohort.labels
     x_train, y_train, weights = x[tr], y[tr], plan.weights
     if extra is not None:  # originals and generated images weigh the same in total

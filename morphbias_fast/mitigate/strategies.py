@@ -43,6 +43,9 @@ class Plan:
     warning: str | None = None           # the plan is weaker than the strategy asked for (said, and recorded)
     val_groups: np.ndarray | None = None  # per val case: select the checkpoint by its worst group instead
     generated_weights: np.ndarray | None = None  # relative weight of each generated image (None: all equal)
+    # Rows of the train split whose own images are moved to `latents`' anatomy (deform.transport) instead of
+    # the atlas being warped: generated images that keep the subject's contrast and noise (real scans).
+    transport_from: np.ndarray | None = None
 
 
 @dataclass

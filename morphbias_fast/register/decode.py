@@ -70,6 +70,20 @@ class Decoder:
         return np.concatenate(out) if out else np.zeros((0, *self.shape), np.float32)
 
 
+    def transported(self, images: np.ndarray, Z_from: np.ndarray, Z_to: np.ndarray, batch: int = 64,
+                    progress: bool = True) -> np.ndarray:
+        """Each image moved from the anatomy of its latent in Z_from to that of Z_to (deform.transport):
+        [len(images), *shape] float32."""
+        out = []
+        for lo in tqdm(range(0, len(images), batch), desc="transport", unit="batch", disable=not progress):
+            z = [torch.as_tensor(np.asarray(Z[lo: lo + batch], dtype=np.float32), device=self.device)
+                 for Z in (Z_from, Z_to)]
+            img = torch.as_tensor(np.asarray(images[lo: lo + batch], dtype=np.float32), device=self.device)
+            with torch.no_grad():
+                out.append(deform.transport(img, self.fields(z[0]), self.fields(z[1])).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, *self.shape), np.float32)
+
+
 def decode_subject(files: RegisterFolder, subject: str, out_dir: Path, warped: bool = False,
                    h5: bool = False) -> list[Path]:
     """Write one subject's displacement field (ITK convention, vector NIfTI) into `out_dir` and, when asked,
