@@ -6,16 +6,14 @@ brain (mean point distance, mm) and by the angle of the residual rotation (degre
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from morphbias_fast.data.prepare import PrepareConfig, prepare, read_affine
+from morphbias_fast.data.prepare import PrepareConfig, itk_image, prepare, read_affine
 from morphbias_fast.data.template import load_template
 
 SUBJECT_MM = 2.5
@@ -37,9 +35,7 @@ def make_dataset(root: Path, n: int = 12, seed: int = 7) -> dict[str, sitk.Affin
     holds all four bias x disease cells); returns the applied affine of each participant."""
     root.mkdir(parents=True)
     tpl = load_template(3, 2.0)
-    with tempfile.TemporaryDirectory() as tmp:  # nibabel -> ITK through a file keeps the geometry exact
-        nib.save(nib.Nifti1Image(tpl.image, tpl.affine), f"{tmp}/t.nii.gz")
-        template = sitk.ReadImage(f"{tmp}/t.nii.gz", sitk.sitkFloat32)
+    template = itk_image(tpl.image, tpl.affine)
     rng = np.random.default_rng(seed)
     truth, rows = {}, []
     for i in range(n):

@@ -42,16 +42,18 @@ class PrepareConfig:
     seed: int = 0                    # of the metric's voxel sampling
 
 
+def itk_image(data: np.ndarray, affine: np.ndarray) -> sitk.Image:
+    """A float32 SimpleITK image of NIfTI-ordered `data` on `affine`, through a NIfTI file: ITK's own reader
+    then does the RAS -> LPS conversion, so the geometry is exactly what ITK would read from disk."""
+    with tempfile.TemporaryDirectory() as tmp:
+        nib.save(nib.Nifti1Image(data, affine), f"{tmp}/image.nii.gz")
+        return sitk.ReadImage(f"{tmp}/image.nii.gz", sitk.sitkFloat32)
+
+
 def _atlas(cfg: PrepareConfig) -> tuple[sitk.Image, sitk.Image]:
     if cfg.atlas is None:
         tpl = load_template(3, cfg.spacing)
-        images = []
-        for data in (tpl.image, tpl.mask.astype(np.float32)):
-            img = nib.Nifti1Image(data, tpl.affine)
-            with tempfile.TemporaryDirectory() as tmp:  # nibabel -> ITK through a file keeps the geometry exact
-                nib.save(img, f"{tmp}/a.nii.gz")
-                images.append(sitk.ReadImage(f"{tmp}/a.nii.gz", sitk.sitkFloat32))
-        return images[0], images[1] > 0.5
+        return itk_image(tpl.image, tpl.affine), itk_image(tpl.mask.astype(np.float32), tpl.affine) > 0.5
     atlas = sitk.ReadImage(str(cfg.atlas), sitk.sitkFloat32)
     if atlas.GetDimension() != 3:
         raise MorphbiasError(f"--atlas {cfg.atlas} must be a 3-D image")
