@@ -192,3 +192,28 @@ def test_gradients_accumulate_into_params_grad(dev):
         # CUDA accumulates with atomicAdd in a varying order: the two passes can differ in the last bits of
         # each entry (a sum of at most 50 * 4 float32 terms of order 1: 200 * eps ~ 1.2e-5 relative at worst)
         assert torch.allclose(enc.params.grad, 2 * first, rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("D", [2, 3])
+def test_several_blocks_match_reference(D):
+    """The CPU kernels work on blocks of up to 65536 points and stage each block's outputs and cotangents
+    level-major (hashgrid_cpu.cpp); 70,003 points make two blocks, the second partial, at 1 and 2 threads."""
+    enc = small_encoding(D=D, L=4, log2=14)
+    n = 70_003
+    x = interior_points(enc, n, seed=3)
+    w = torch.randn(n, enc.n_output_dims, dtype=torch.float64)
+    W = torch.randn(n, enc.n_output_dims, D, dtype=torch.float64)
+    pr = enc.params.detach().clone().requires_grad_(True)
+    y_ref, J_ref = ref.encode_with_jacobian(x, pr, enc.config)
+    rp, = torch.autograd.grad([y_ref, J_ref], pr, [w, W])
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            y, J = enc(x, with_jacobian=True)
+            gp, = torch.autograd.grad([y, J], enc.params, [w, W])
+            assert max_rel_err(y, y_ref) < FLOAT64_RTOL
+            assert max_rel_err(J, J_ref) < FLOAT64_RTOL
+            assert max_rel_err(gp, rp) < FLOAT64_RTOL
+    finally:
+        torch.set_num_threads(before)

@@ -1,5 +1,6 @@
 // CPU kernels (OpenMP). Deterministic: no float sum depends on thread scheduling.
 #include <algorithm>
+#include <vector>
 
 #include "common/dispatch.h"
 #include "hashgrid/hashgrid.h"
@@ -51,15 +52,37 @@ void for_each_located(const HashGridConfig& c, const LevelTable& lv, int l, int6
   }
 }
 
+// Outputs of one block are staged level-major: a level's pass then writes one contiguous stream (F values,
+// F*D Jacobian entries per point) instead of a few bytes into every point's row (128 B of y, 384 B of J in
+// 3-D at L = 16, F = 2), which, once a block's rows outgrow L2, costs a line fill and a write-back per row per
+// level. One copy per block then moves the staged values to the point-major outputs. Measured on the 2-core
+// machine (bench/RESULTS.md, "CPU speed: staged blocks"): the 3-D forward with dy/dx at 2^15 entries went
+// from 186 to 105 ms. Staging caps the block so that a thread's scratch stays under kStageBytes: a whole
+// 64K-point block of float32 3-D y + J (512 B per point); float64 halves the block. A 16 MB cap cost the 2-D
+// forward with dy/dx 30% (block 43K instead of 64K).
+constexpr int64_t kStageBytes = int64_t(32) << 20;
+
 template <typename T, int D, int F, bool DERIV>
 void fwd_level_range(const HashGridConfig& c, const LevelTable& lv, int l, int64_t lo, int64_t hi, const T* x,
-                     const T* params, const T* dir, T* y, T* J, T* jvp) {
-  const int LF = lv.n_levels * F;
+                     const T* params, const T* dir, T* ys, T* Js, T* jvps) {
   const T* table = params + lv.offset[l] * F;
   for_each_located<T, D, F, DERIV>(c, lv, l, lo, hi, x, table, [&](int64_t i, const LevelCorners<T, D, DERIV>& lc) {
-    fwd_gather<T, D, F, DERIV>(lc, l, table, dir ? dir + i * D : nullptr, y ? y + i * LF : nullptr,
-                               J ? J + i * LF * D : nullptr, jvp ? jvp + i * LF : nullptr);
+    const int64_t k = i - lo;  // row in this level's stream; fwd_gather writes column l * F + f, so shift by l
+    fwd_gather<T, D, F, DERIV>(lc, 0, table, dir ? dir + i * D : nullptr, ys ? ys + k * F : nullptr,
+                               Js ? Js + k * F * D : nullptr, jvps ? jvps + k * F : nullptr);
   });
+}
+
+// Copies the staged streams of one block (level-major) into the point-major outputs.
+template <typename T>
+void unstage(const T* staged, int64_t rows, int L, int w, int64_t lo, T* out) {
+  for (int64_t k = 0; k < rows; ++k) {
+    T* o = out + (lo + k) * L * w;
+    for (int l = 0; l < L; ++l) {
+      const T* s = staged + (l * rows + k) * w;
+      for (int j = 0; j < w; ++j) o[l * w + j] = s[j];
+    }
+  }
 }
 
 template <typename T, int D, int F>
@@ -67,14 +90,26 @@ void fwd_impl(const HashGridConfig& c, const LevelTable& lv, Launch run, int64_t
               const T* dir, T* y, T* J, T* jvp) {
   const int L = lv.n_levels;
   const bool deriv = J || jvp;
-  const int64_t block = gather_block(n, run.num_threads);
+  const int64_t row_bytes = int64_t(sizeof(T)) * L * F * ((y ? 1 : 0) + (J ? D : 0) + (jvp ? 1 : 0));
+  const int64_t block = std::min(gather_block(n, run.num_threads),
+                                 std::max(kMinBlock, kStageBytes / std::max<int64_t>(row_bytes, 1)));
   const int64_t n_blocks = (n + block - 1) / block;
-#pragma omp parallel for schedule(static) num_threads(run.num_threads)
-  for (int64_t blk = 0; blk < n_blocks; ++blk) {
-    const int64_t lo = blk * block, hi = std::min(n, lo + block);
-    for (int l = 0; l < L; ++l) {
-      if (deriv) fwd_level_range<T, D, F, true>(c, lv, l, lo, hi, x, params, dir, y, J, jvp);
-      else fwd_level_range<T, D, F, false>(c, lv, l, lo, hi, x, params, nullptr, y, nullptr, nullptr);
+#pragma omp parallel num_threads(run.num_threads)
+  {
+    std::vector<T> ys(y ? block * L * F : 0), Js(J ? block * L * F * D : 0), jvps(jvp ? block * L * F : 0);
+#pragma omp for schedule(static)
+    for (int64_t blk = 0; blk < n_blocks; ++blk) {
+      const int64_t lo = blk * block, hi = std::min(n, lo + block), rows = hi - lo;
+      for (int l = 0; l < L; ++l) {
+        T* yl = y ? ys.data() + l * rows * F : nullptr;
+        T* Jl = J ? Js.data() + l * rows * F * D : nullptr;
+        T* vl = jvp ? jvps.data() + l * rows * F : nullptr;
+        if (deriv) fwd_level_range<T, D, F, true>(c, lv, l, lo, hi, x, params, dir, yl, Jl, vl);
+        else fwd_level_range<T, D, F, false>(c, lv, l, lo, hi, x, params, nullptr, yl, nullptr, nullptr);
+      }
+      if (y) unstage(ys.data(), rows, L, F, lo, y);
+      if (J) unstage(Js.data(), rows, L, F * D, lo, J);
+      if (jvp) unstage(jvps.data(), rows, L, F, lo, jvp);
     }
   }
 }
@@ -99,37 +134,74 @@ void input_grad_impl(const HashGridConfig& c, const LevelTable& lv, Launch run, 
   }
 }
 
+// One level's points lo..hi-1 in order: the sum into each entry has a fixed order. The cotangent comes
+// staged level-major (cot points at this level's rows: a, b [rows, F], B [rows, F, D]; g as given, [N, D]).
 template <typename T, int D, int F, bool DERIV>
 void param_grad_level_range(const HashGridConfig& c, const LevelTable& lv, int l, int64_t lo, int64_t hi,
                             const T* x, Cotangent cot, T* grad) {
-  const int LF = lv.n_levels * F;
   T* table = grad + lv.offset[l] * F;
   auto add = [table](int64_t entry, const T* v) {
     T* gp = table + entry * F;
     MB_UNROLL
     for (int f = 0; f < F; ++f) gp[f] += v[f];
   };
-  // Points in order: the sum into each entry has a fixed order.
   for_each_located<T, D, F, DERIV>(c, lv, l, lo, hi, x, table, [&](int64_t i, const LevelCorners<T, D, DERIV>& lc) {
-    param_grad_scatter<T, D, F, DERIV>(lc, l, 0, point_cot<T, D>(cot, i, LF), add);
+    const int64_t k = i - lo;
+    PointCot<T> pc;  // level 0 of a one-level row, as param_grad_scatter indexes it with l = 0
+    pc.a = cot.a ? static_cast<const T*>(cot.a) + k * F : nullptr;
+    pc.B = cot.B ? static_cast<const T*>(cot.B) + k * F * D : nullptr;
+    pc.b = cot.b ? static_cast<const T*>(cot.b) + k * F : nullptr;
+    pc.g = cot.g ? static_cast<const T*>(cot.g) + i * D : nullptr;
+    param_grad_scatter<T, D, F, DERIV>(lc, 0, 0, pc, add);
   });
+}
+
+// Copies block rows k0..k1-1 of a point-major [N, L * w] array (block starting at point lo) into the
+// level-major [L, rows, w] scratch; the inverse of unstage.
+template <typename T>
+void stage(const T* in, int64_t lo, int64_t k0, int64_t k1, int64_t rows, int L, int w, T* staged) {
+  for (int64_t k = k0; k < k1; ++k) {
+    const T* r = in + (lo + k) * L * w;
+    for (int l = 0; l < L; ++l) {
+      T* s = staged + (l * rows + k) * w;
+      for (int j = 0; j < w; ++j) s[j] = r[l * w + j];
+    }
+  }
 }
 
 template <typename T, int D, int F>
 void param_grad_impl(const HashGridConfig& c, const LevelTable& lv, Launch run, int64_t n, const T* x,
                      Cotangent cot, T* grad) {
-  const int L = lv.n_levels;
-  const int64_t n_blocks = (n + kMaxBlock - 1) / kMaxBlock;
+  const int L = lv.n_levels, LF = L * F;
   const bool deriv = cot.B || (cot.b && cot.g);
+  // The cotangent is staged level-major per block, as the forward's outputs are (fwd_impl); the scratch is
+  // shared by the threads (each reads the levels it owns), at most kStageBytes.
+  const int64_t row_bytes = int64_t(sizeof(T)) * LF * ((cot.a ? 1 : 0) + (cot.B ? D : 0) + (cot.b ? 1 : 0));
+  const int64_t block = std::min(kMaxBlock, std::max(kMinBlock, kStageBytes / std::max<int64_t>(row_bytes, 1)));
+  const int64_t n_blocks = (n + block - 1) / block;
+  std::vector<T> sa(cot.a ? block * LF : 0), sB(cot.B ? block * LF * D : 0), sb(cot.b ? block * LF : 0);
   // Levels own disjoint parameter ranges, so giving each level of a block to one thread needs no atomics,
   // and each entry receives its points' contributions in point order whatever the thread count.
 #pragma omp parallel num_threads(run.num_threads)
   for (int64_t blk = 0; blk < n_blocks; ++blk) {
-    const int64_t lo = blk * kMaxBlock, hi = std::min(n, lo + kMaxBlock);
+    const int64_t lo = blk * block, hi = std::min(n, lo + block), rows = hi - lo;
+    const int64_t chunk = 1024;
+#pragma omp for schedule(static)
+    for (int64_t k0 = 0; k0 < rows; k0 += chunk) {
+      const int64_t k1 = std::min(rows, k0 + chunk);
+      if (cot.a) stage(static_cast<const T*>(cot.a), lo, k0, k1, rows, L, F, sa.data());
+      if (cot.B) stage(static_cast<const T*>(cot.B), lo, k0, k1, rows, L, F * D, sB.data());
+      if (cot.b) stage(static_cast<const T*>(cot.b), lo, k0, k1, rows, L, F, sb.data());
+    }
 #pragma omp for schedule(dynamic, 1)
     for (int l = 0; l < L; ++l) {
-      if (deriv) param_grad_level_range<T, D, F, true>(c, lv, l, lo, hi, x, cot, grad);
-      else param_grad_level_range<T, D, F, false>(c, lv, l, lo, hi, x, cot, grad);
+      Cotangent lc;
+      lc.a = cot.a ? sa.data() + l * rows * F : nullptr;
+      lc.B = cot.B ? sB.data() + l * rows * F * D : nullptr;
+      lc.b = cot.b ? sb.data() + l * rows * F : nullptr;
+      lc.g = cot.g;
+      if (deriv) param_grad_level_range<T, D, F, true>(c, lv, l, lo, hi, x, lc, grad);
+      else param_grad_level_range<T, D, F, false>(c, lv, l, lo, hi, x, lc, grad);
     }
   }
 }
