@@ -203,30 +203,37 @@ def classify_cmd(run_dir, cohort_dir, label_column, epochs, batch_size, lr, seed
 @main.command("register")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @cohort_option
-@click.option("--arch", type=click.Choice(["hashgrid", "siren"]), default="hashgrid", show_default=True,
-              help="hashgrid: our hash-grid encoder + FiLM MLP; siren: the paper's SIREN 4x256.")
+@click.option("--recipe", type=click.Choice(list(register.RECIPES)), default="ours", show_default=True,
+              help="ours: hash grid, uniform voxels, Jacobian regularisers, Adam; paper: the published SIREN "
+                   "registration (latent 256, 16,384 coordinates ~ N(0, 0.4) from one subject per step, AdamW lr "
+                   "1e-5, weight decay 1, ExponentialLR 0.999, L2 + 0.01 L1(displacement) + beta std(z)). The "
+                   "options below override single settings.")
+@click.option("--arch", type=click.Choice(["hashgrid", "siren"]), default=None,
+              help="hashgrid: our hash-grid encoder + FiLM MLP; siren: the paper's SIREN 4x256 with FiLM.  "
+                   "[default: the recipe's]")
 @click.option("--time-budget", type=float, default=240.0, show_default=True,
               help="Wall-clock seconds for the stage; a quarter goes to fitting val/test latents.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Training steps (reproducible; the time budget still caps the run unless --time-budget 0).")
 @click.option("--fit-steps", type=click.IntRange(min=0), default=300, show_default=True,
               help="Latent-fitting steps for val/test subjects (cut short by the time budget).")
-@click.option("--batch-subjects", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Subjects per training step.")
-@click.option("--points", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Sampled voxels per subject and step.")
-@click.option("--similarity", type=click.Choice(["auto", "mse", "ncc", "lncc"]), default="auto", show_default=True,
+@click.option("--batch-subjects", type=click.IntRange(min=1), default=None,
+              help="Subjects per training step.  [default: the recipe's: 32 ours, 1 paper]")
+@click.option("--points", type=click.IntRange(min=1), default=None,
+              help="Sampled points per subject and step.  [default: the recipe's: 256 ours, 16384 paper]")
+@click.option("--similarity", type=click.Choice(["auto", "mse", "ncc", "lncc"]), default=None,
               help="Image similarity: mse (mean squared error), ncc (global normalised cross-correlation), lncc "
                    "(local NCC over 5x5 windows: robust to contrast, gain and bias field). auto: mse for "
-                   "template cohorts (the atlas is the generator), lncc for mri cohorts and real scans.")
+                   "template cohorts (the atlas is the generator), lncc for mri cohorts and real scans.  "
+                   "[default: ours auto, paper mse]")
 @seed_option
 @device_option
 @atlas_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint in RUN_DIR/register.")
 @overwrite_option
 @strict_option
-def register_cmd(run_dir, cohort_dir, arch, time_budget, steps, fit_steps, batch_subjects, points, similarity,
-                 seed, device, atlas, resume, overwrite, strict) -> None:
+def register_cmd(run_dir, cohort_dir, recipe, arch, time_budget, steps, fit_steps, batch_subjects, points,
+                 similarity, seed, device, atlas, resume, overwrite, strict) -> None:
     """Register every image of COHORT_DIR to its atlas with one generalizable INR and a latent per subject.
 
     Trains on the train split, then fits latents of val/test subjects with the network frozen. Writes
@@ -237,9 +244,10 @@ def register_cmd(run_dir, cohort_dir, arch, time_budget, steps, fit_steps, batch
     Several processes: `torchrun --nproc_per_node=N -m morphbias_fast register RUN_DIR ...` shards subjects over the
     processes (gloo on CPU, NCCL on GPU); the result equals the one-process run up to floating-point noise.
     """
-    inr = register.INRConfig(arch=arch, steps=steps, time_budget=time_budget or None, fit_steps=fit_steps,
-                             batch_subjects=batch_subjects, points=points, similarity=similarity, seed=seed,
-                             device=device)
+    given = {k: v for k, v in dict(arch=arch, batch_subjects=batch_subjects, points=points,
+                                   similarity=similarity).items() if v is not None}
+    inr = register.INRConfig.for_recipe(recipe, steps=steps, time_budget=time_budget or None, fit_steps=fit_steps,
+                                        seed=seed, device=device, **given)
     run = RunFolder(run_dir)
     if not resume:
         refuse_overwrite(run.done("register"), run.register.path, "register", overwrite)

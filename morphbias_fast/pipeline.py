@@ -48,14 +48,17 @@ class Step:
 
 def steps(s: Settings, synthetic: bool) -> list[Step]:
     """The stages of one run, in order; each call gets (run, cohort, seed)."""
-    inr = {"steps": s.steps, "time_budget": None if s.steps else s.time_budget, "device": s.device, "arch": s.arch}
+    # The representation is trained as its authors do: siren with the paper's recipe, hashgrid with ours.
+    inr = {"steps": s.steps, "time_budget": None if s.steps else s.time_budget, "device": s.device}
+    inr_recipe = "paper" if s.arch == "siren" else "ours"
     dev = {"epochs": s.epochs, "device": s.device}
     out = [
         Step("classify", "classify: the biased classifier",
              lambda run, c, seed: classify.run(run, classify.Config(c, train=classify.TrainConfig(seed=seed, **dev)))),
         Step("register", "register: one INR for the cohort",
              lambda run, c, seed: register.run(run, register.Config(
-                 c, register.INRConfig(seed=seed, **inr), resume=run.register.checkpoint().exists(), atlas=s.atlas))),
+                 c, register.INRConfig.for_recipe(inr_recipe, seed=seed, **inr),
+                 resume=run.register.checkpoint().exists(), atlas=s.atlas))),
         Step("discover", "discover: where the classifier fails",
              lambda run, c, seed: discover.run(run, discover.Config(seed=seed, cohort=c, device=s.device,
                                                                     method=s.discovery))),

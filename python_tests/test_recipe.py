@@ -29,5 +29,6 @@ def test_the_parts_reach_the_stages(monkeypatch, tmp_path):
     for step in pipeline.steps(s, synthetic=False):
         step.call(run, Path("cohort"), 3)
     assert seen["register"].inr.arch == "siren" and seen["discover"].method == "paper"
+    assert seen["register"].inr == register.INRConfig.paper(seed=3, steps=None, time_budget=240.0, device="auto")
     assert seen["mitigate paper"].out == run.mitigate().path  # the run's own mitigation: the "mitigated" row
     assert seen["mitigate oracle"].out is None                  # a baseline: RUN/mitigate_oracle

@@ -2,7 +2,7 @@
 
 config.py       INRConfig: architecture, loss weights, learning rates, budget
 model.py        the hash-grid and SIREN networks u(x, z) with forward-mode du/dx
-images.py       images and atlas as tensors; the voxel sampler
+images.py       images and atlas as tensors; the voxel sampler and the paper's N(0, 0.4) coordinates
 loss.py         similarity + displacement + latent + Jacobian-determinant terms
 distributed.py  torchrun sharding (subject i on rank i % world)
 train.py        training and latent fitting of new subjects
@@ -10,7 +10,7 @@ decode.py       Decoder: latent -> field -> warped atlas (register, decode, miti
 quality.py      per-split image error, endpoint error, folds
 stage.py        the `register` stage (Config, run, Result)
 """
-from morphbias_fast.register.config import INRConfig
+from morphbias_fast.register.config import RECIPES, INRConfig
 from morphbias_fast.register.decode import Decoder, decode_subject
 from morphbias_fast.register.images import Images
 from morphbias_fast.register.loss import det_identity_plus, patch_offsets, similarity
@@ -19,5 +19,5 @@ from morphbias_fast.register.quality import split_metrics
 from morphbias_fast.register.stage import Config, Result, run
 from morphbias_fast.register.train import train_inr
 
-__all__ = ["Config", "Result", "run", "INRConfig", "Decoder", "decode_subject", "Images", "build_model",
+__all__ = ["Config", "Result", "run", "INRConfig", "RECIPES", "Decoder", "decode_subject", "Images", "build_model",
            "det_identity_plus", "patch_offsets", "similarity", "split_metrics", "train_inr"]

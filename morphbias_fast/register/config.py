@@ -7,9 +7,17 @@ from dataclasses import dataclass
 from morphbias_fast.errors import MorphbiasError
 
 
+RECIPES = ("ours", "paper")
+
+
 @dataclass(frozen=True)
 class INRConfig:
     arch: str = "hashgrid"
+    # How the INR is trained. ours: voxels sampled uniformly, mean z^2 and Jacobian terms, Adam. paper: the
+    # published recipe (docs/METHOD.md): coordinates ~ N(0, coord_std) in [-1, 1] (the subject image
+    # interpolated there), L2 + alpha * mean |phi - x| in [-1, 1] units + beta * std(z), AdamW with weight decay
+    # on the network and the learning rate times lr_decay per epoch. INRConfig.paper() sets its numbers.
+    recipe: str = "ours"
     latent_dim: int = 128
     steps: int | None = None          # training steps (None: until the time budget)
     time_budget: float | None = 240.0  # seconds for the whole stage; latent fitting gets fit_share of it
@@ -28,11 +36,37 @@ class INRConfig:
     fold_weight: float = 10.0          # mean relu(fold_margin - det): keeps det away from 0 (folds)
     fold_margin: float = 0.1
     similarity: str = "auto"           # auto: mse on template cohorts, lncc otherwise (register/stage.py)
+    weight_decay: float = 0.0         # AdamW's, on the network (paper recipe)
+    lr_decay: float = 1.0              # learning-rate factor per epoch (an epoch: every training subject once)
+    coord_std: float = 0.4             # paper recipe: std of the sampled coordinates in [-1, 1]
     seed: int = 0
     device: str = "auto"
     checkpoint_every: float = 120.0    # seconds
 
+    @classmethod
+    def paper(cls, **overrides) -> "INRConfig":
+        """The paper's registration (docs/METHOD.md section 2): SIREN + FiLM, latent 256 drawn from N(0, 0.01),
+        16,384 coordinates from one subject per step, AdamW lr 1e-5 with weight decay 1.0, ExponentialLR 0.999
+        per epoch, alpha 0.01. Where the paper is silent: beta (ours, 1e-4), the latents' learning rate (the
+        same optimiser, so 1e-5), and the fitting of new subjects (ours: all at once from the mean training
+        latent, lr_fit). No Jacobian terms: the paper has none."""
+        paper = dict(arch="siren", recipe="paper", latent_dim=256, batch_subjects=1, points=16384, lr_siren=1e-5,
+                     lr_latent=1e-5, alpha=0.01, beta=1e-4, gamma=0.0, fold_weight=0.0, similarity="mse",
+                     weight_decay=1.0, lr_decay=0.999, coord_std=0.4)
+        return cls(**{**paper, **overrides})
+
+    @classmethod
+    def for_recipe(cls, recipe: str, **overrides) -> "INRConfig":
+        """INRConfig.paper(**overrides) for "paper", INRConfig(**overrides) for "ours"."""
+        if recipe not in RECIPES:
+            raise MorphbiasError(f"--recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+        return cls.paper(**overrides) if recipe == "paper" else cls(**overrides)
+
     def __post_init__(self):
+        if self.recipe not in RECIPES:
+            raise MorphbiasError(f"--recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        if not 0 < self.lr_decay <= 1:
+            raise MorphbiasError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
         if self.arch not in ("hashgrid", "siren"):
             raise MorphbiasError(f"--arch must be hashgrid or siren, got {self.arch!r}")
         if self.similarity not in ("auto", "mse", "ncc", "lncc"):

@@ -37,11 +37,28 @@ class Images:
         distributed run draws the same ones and each keeps its own rows."""
         return torch.randint(0, self.n_vox, (n, points), generator=gen)
 
-    def sample(self, subjects: torch.Tensor, flat: torch.Tensor):
-        """(x in [0,1]^D [B, P, D], voxel coords [B, P, D], subject intensities [B, P])."""
-        flat = flat.to(self.device)
-        vox = self.coords(flat)
-        return vox / self.extent, vox, torch.gather(self.images[subjects.to(self.device)], 1, flat)
+    def sample_positions(self, n: int, points: int, gen: torch.Generator, std: float) -> torch.Tensor:
+        """Continuous voxel positions [n, points, D] from N(0, std) per axis in [-1, 1] coordinates, clamped to
+        [-1, 1] (the paper's sampler: the centre of the volume more often than the edges)."""
+        c = (torch.randn(n, points, self.dim, generator=gen) * std).clamp_(-1, 1)
+        return (c + 1) / 2 * self.extent.cpu()
+
+    def sample(self, subjects: torch.Tensor, where: torch.Tensor):
+        """(x in [0,1]^D [B, P, D], voxel coords [B, P, D], subject intensities [B, P]) at flat voxel indices
+        [B, P] (integer) or at continuous voxel positions [B, P, D] (float; the images interpolated linearly)."""
+        where = where.to(self.device)
+        if where.is_floating_point():
+            rows = self.images[subjects.to(self.device)].view(len(subjects), 1, *self.shape)
+            return where / self.extent, where, self._interpolate(rows, where)
+        vox = self.coords(where)
+        return vox / self.extent, vox, torch.gather(self.images[subjects.to(self.device)], 1, where)
+
+    def _interpolate(self, volumes: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """volumes [B, 1, *shape] at voxel positions pos [B, P, ..., D] -> [B, P, ...] (linear, zero outside)."""
+        norm = 2 * pos / self.extent - 1
+        grid = norm.flip(-1).reshape(pos.shape[0], -1, *[1] * (self.dim - 1), self.dim)
+        out = F.grid_sample(volumes, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        return out.view(pos.shape[:-1])
 
     def patches(self, subjects: torch.Tensor, vox: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         """Subject intensities at vox + each integer offset ([B, P, D] + [K, D] -> [B, P, K]), the positions
@@ -56,10 +73,6 @@ class Images:
     def atlas_at(self, vox: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Atlas intensities at vox + u ([B, P, ..., D] voxel units) -> [B, P, ...]."""
         pos = vox + u
-        norm = 2 * pos / self.extent - 1
-        grid = norm.flip(-1).reshape(pos.shape[0], -1, *[1] * (self.dim - 1), self.dim)
-        out = F.grid_sample(self.atlas.expand(pos.shape[0], *self.atlas.shape[1:]), grid, mode="bilinear",
-                            padding_mode="zeros", align_corners=True)
-        return out.view(pos.shape[:-1])
+        return self._interpolate(self.atlas.expand(pos.shape[0], *self.atlas.shape[1:]), pos)
 
 

@@ -1,6 +1,7 @@
 """The registration loss: similarity(subject(x), atlas(x + u(x, z))) + alpha * mean|u| + beta * mean(z^2)
 + gamma * mean |log det(I + du/dx)| + fold_weight * mean relu(fold_margin - det), the determinant from the
-forward-mode Jacobian of the model (voxel units).
+forward-mode Jacobian of the model (voxel units). The paper's recipe (INRConfig.paper) has L2 + alpha * mean
+|u| in [-1, 1] units + beta * std(z) of the batch's latents, and no Jacobian terms.
 
 Similarities: `mse` (subject and atlas share a contrast: template cohorts), `ncc` (global over the sampled
 points), and `lncc`, local normalised cross-correlation for subjects whose contrast, gain and bias field differ
@@ -52,8 +53,11 @@ def loss_terms(model, imgs: Images, z: torch.Tensor, subjects: torch.Tensor, fla
         sim = similarity("lncc", imgs.patches(subjects, vox, off), imgs.atlas_at(vox[:, :, None] + off, u[:, :, None]))
     else:
         sim = similarity(cfg.similarity, target, imgs.atlas_at(vox, u))
-    terms = {"sim": sim,
-             "disp": u.abs().mean(), "latent": (z ** 2).mean()}
+    if cfg.recipe == "paper":  # |phi - x|_1 in the [-1, 1] coordinates and std(z), as published
+        terms = {"sim": sim, "disp": (2 * u / imgs.extent).abs().mean(), "latent": z.std() if z.numel() > 1 else
+                 z.new_zeros(())}
+    else:
+        terms = {"sim": sim, "disp": u.abs().mean(), "latent": (z ** 2).mean()}
     total = terms["sim"] + cfg.alpha * terms["disp"] + cfg.beta * terms["latent"]
     if with_jac:
         det = det_identity_plus(J / imgs.extent)  # du/dx -> du/d(voxel): divide column d by (n_d - 1)

@@ -26,14 +26,37 @@ def step_generator(seed: int, step: int, salt: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step * 7919 + salt) % (2**63))
 
 
+def draw_points(imgs: Images, n: int, cfg: INRConfig, gen: torch.Generator, points: int | None = None):
+    """Where n subjects are sampled this step: flat voxel indices [n, P] (ours) or continuous voxel positions
+    [n, P, D] from the paper's N(0, coord_std) (recipe paper); drawn for all n at once (see sample_indices)."""
+    points = cfg.points if points is None else points
+    if cfg.recipe == "paper":
+        return imgs.sample_positions(n, points, gen, cfg.coord_std)
+    return imgs.sample_indices(n, points, gen)
+
+
 def make_optimizer(model, latents: torch.nn.Parameter, cfg: INRConfig) -> torch.optim.Optimizer:
     enc = [p for n, p in model.named_parameters() if n.startswith("encoding.")]
     rest = [p for n, p in model.named_parameters() if not n.startswith("encoding.")]
     lr_net = cfg.lr_network if cfg.arch == "hashgrid" else cfg.lr_siren
-    groups = [{"params": rest, "lr": lr_net}, {"params": [latents], "lr": cfg.lr_latent}]
+    groups = [{"params": rest, "lr": lr_net, "weight_decay": cfg.weight_decay},
+              {"params": [latents], "lr": cfg.lr_latent, "weight_decay": 0.0}]
     if enc:
-        groups.append({"params": enc, "lr": cfg.lr_encoding})
-    return torch.optim.Adam(groups)
+        groups.append({"params": enc, "lr": cfg.lr_encoding, "weight_decay": 0.0})
+    for g in groups:
+        g["base_lr"] = g["lr"]
+    # The paper's AdamW (decoupled decay) only where a decay is asked for: ours stays plain Adam.
+    return torch.optim.AdamW(groups) if cfg.weight_decay else torch.optim.Adam(groups)
+
+
+def set_learning_rate(opt: torch.optim.Optimizer, cfg: INRConfig, step: int, n_subjects: int) -> None:
+    """lr = base * lr_decay^epochs, epochs = step * batch / n_subjects: a function of the step alone, so a
+    resumed run continues the schedule exactly (the paper's ExponentialLR, applied per step)."""
+    if cfg.lr_decay == 1.0:
+        return
+    factor = cfg.lr_decay ** (step * min(cfg.batch_subjects, n_subjects) / n_subjects)
+    for g in opt.param_groups:
+        g["lr"] = g["base_lr"] * factor
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -75,7 +98,7 @@ class _Trainer:
         cfg, dist = self.cfg, self.dist
         gen = step_generator(cfg.seed, self.step, 0)
         subjects = torch.randperm(self.n_subjects, generator=gen)[: cfg.batch_subjects]
-        flat = self.imgs.sample_indices(len(subjects), cfg.points, gen)
+        flat = draw_points(self.imgs, len(subjects), cfg, gen)
         mine = torch.nonzero(subjects % dist.world == dist.rank).flatten()
         weight = len(mine) * dist.world / len(subjects)
         if len(mine) == 0:  # nothing of ours in this batch: a zero-weight pass keeps the ranks in step
@@ -85,6 +108,7 @@ class _Trainer:
                            cfg)
         self.opt.zero_grad(set_to_none=True)
         (terms["total"] * weight).backward()
+        set_learning_rate(self.opt, cfg, self.step, self.n_subjects)
         self.opt.step()
         self.step += 1
         return terms
@@ -153,7 +177,7 @@ def fit_latents(model, imgs: Images, subjects: np.ndarray, cfg: INRConfig, deadl
     bar = tqdm(total=cfg.fit_steps, desc="fit latents", unit="step", disable=not progress)
     while step < cfg.fit_steps and (deadline is None or time.monotonic() < deadline):
         gen = step_generator(cfg.seed, step, 1)
-        flat = imgs.sample_indices(n_total, points, gen)[torch.as_tensor(global_index)]
+        flat = draw_points(imgs, n_total, cfg, gen, points)[torch.as_tensor(global_index)]
         opt.zero_grad(set_to_none=True)
         for b in range(n_batches):  # every subject once per step
             sel = torch.arange(b * batch, min(len(idx), (b + 1) * batch))

@@ -1,0 +1,107 @@
+"""The paper's registration recipe (INRConfig.paper, `register --recipe paper`): its sampler, interpolation,
+learning-rate schedule and loss, each against an independent computation, and a CI-sized run end to end."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from morphbias_fast.cli import main
+from morphbias_fast.data.synth import SynthConfig, synthesize
+from morphbias_fast.errors import MorphbiasError
+from morphbias_fast.register import INRConfig, Images
+from morphbias_fast.register.loss import loss_terms
+from morphbias_fast.register.model import build_model
+from morphbias_fast.register.train import make_optimizer, set_learning_rate
+
+
+def images(shape=(9, 11), n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return Images(rng.random((n, *shape)), rng.random(shape) + 0.5, torch.device("cpu"))
+
+
+def test_paper_settings_are_the_published_ones():
+    cfg = INRConfig.paper(seed=3)
+    # docs/METHOD.md section 2
+    assert (cfg.arch, cfg.recipe, cfg.latent_dim, cfg.batch_subjects, cfg.points) == ("siren", "paper", 256, 1, 16384)
+    assert (cfg.lr_siren, cfg.weight_decay, cfg.lr_decay, cfg.alpha, cfg.coord_std) == (1e-5, 1.0, 0.999, 0.01, 0.4)
+    assert cfg.gamma == 0 and cfg.fold_weight == 0 and cfg.similarity == "mse" and cfg.seed == 3
+    assert INRConfig.for_recipe("ours") == INRConfig()
+    with pytest.raises(MorphbiasError, match="--recipe"):
+        INRConfig.for_recipe("theirs")
+
+
+def test_coordinates_follow_the_papers_normal_in_minus_one_one():
+    imgs = images(shape=(101, 201))
+    pos = imgs.sample_positions(4, 50_000, torch.Generator().manual_seed(0), std=0.4)
+    c = 2 * pos / imgs.extent - 1  # back to [-1, 1]
+    assert c.min() >= -1 and c.max() <= 1
+    # 200,000 draws per axis: the sample std of N(0, 0.4) clamped at 2.5 sigma is 0.3956 (clamping removes
+    # 1.2% of the mass, computed below) with a standard error of ~0.0007; 0.005 is 7 standard errors.
+    phi = lambda t: 0.5 * (1 + math.erf(t / math.sqrt(2)))  # noqa: E731
+    a = 1 / 0.4
+    tail = 1 - phi(a)
+    var = 0.4 ** 2 * (1 - 2 * tail - 2 * a * math.exp(-a * a / 2) / math.sqrt(2 * math.pi) + 2 * tail * a * a)
+    for d in range(2):
+        assert abs(c[..., d].std().item() - math.sqrt(var)) < 0.005
+
+
+def test_continuous_sampling_interpolates_the_subject_image():
+    imgs = images()
+    subjects = torch.tensor([2, 0])
+    flat = torch.tensor([[0, 5, 17, 98], [3, 50, 60, 7]])
+    x_i, vox_i, want = imgs.sample(subjects, flat)  # integer path: the voxels themselves
+    x_f, vox_f, got = imgs.sample(subjects, vox_i.clone())  # the same positions as floats
+    assert torch.equal(vox_f, vox_i) and torch.allclose(x_f, x_i)
+    assert torch.allclose(got, want, atol=1e-6)  # float32 bilinear weights of exactly 0 and 1
+    # halfway between two voxels along the last axis: their mean (bilinear interpolation by hand)
+    rows = imgs.images[subjects].view(2, *imgs.shape)
+    mid = torch.tensor([[[4.0, 2.5]], [[7.0, 9.5]]])
+    _, _, v = imgs.sample(subjects, mid)
+    hand = torch.stack([(rows[0, 4, 2] + rows[0, 4, 3]) / 2, (rows[1, 7, 9] + rows[1, 7, 10]) / 2])
+    assert torch.allclose(v[:, 0], hand, atol=1e-6)
+
+
+def test_learning_rate_decays_by_the_factor_per_epoch():
+    cfg = INRConfig.paper(batch_subjects=2)
+    model = build_model("siren", 2, cfg.latent_dim)
+    opt = make_optimizer(model, torch.nn.Parameter(torch.zeros(10, cfg.latent_dim)), cfg)
+    assert isinstance(opt, torch.optim.AdamW) and opt.param_groups[0]["weight_decay"] == 1.0
+    assert opt.param_groups[1]["weight_decay"] == 0.0  # latents: kept small by beta * std(z), not decayed
+    set_learning_rate(opt, cfg, step=5 * 3, n_subjects=10)  # 10 subjects, 2 per step: 3 epochs in 15 steps
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-5 * 0.999 ** 3, rel=1e-12)
+    ours = make_optimizer(model, torch.nn.Parameter(torch.zeros(10, 128)), INRConfig(arch="siren"))
+    assert type(ours) is torch.optim.Adam
+
+
+def test_paper_loss_terms():
+    imgs = images()
+    cfg = INRConfig.paper(points=32)
+    model = build_model("siren", 2, cfg.latent_dim)
+    with torch.no_grad():
+        model.out.bias.fill_(0.5)  # a constant displacement of 0.5 voxel along both axes
+    z = torch.randn(1, cfg.latent_dim)
+    pos = imgs.sample_positions(1, 32, torch.Generator().manual_seed(1), cfg.coord_std)
+    terms = loss_terms(model, imgs, z, torch.tensor([1]), pos, cfg)
+    # |phi - x|_1 in [-1, 1] units: 0.5 voxel is 2 * 0.5 / (n - 1) there, averaged over the two axes
+    want = (2 * 0.5 / 8 + 2 * 0.5 / 10) / 2
+    assert terms["disp"].item() == pytest.approx(want, rel=1e-5)
+    assert terms["latent"].item() == pytest.approx(z.std().item(), rel=1e-6)
+    assert "jac" not in terms  # the paper has no Jacobian terms
+    assert terms["total"].item() == pytest.approx(terms["sim"].item() + 0.01 * want + 1e-4 * z.std().item(),
+                                                   rel=1e-5)
+
+
+def test_register_with_the_papers_recipe_end_to_end(tmp_path):
+    cohort = tmp_path / "cohort"
+    synthesize(cohort, SynthConfig(n_train=6, n_val=4, n_test=4, spacing=6.0), progress=False)
+    res = CliRunner().invoke(main, ["register", str(tmp_path / "run"), "--cohort", str(cohort), "--recipe", "paper",
+                                    "--steps", "4", "--fit-steps", "2", "--points", "128", "--time-budget", "0",
+                                    "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    z = np.load(tmp_path / "run" / "register" / "latents.npz")["z"]
+    assert z.shape == (14, 256) and np.isfinite(z).all()
+    cfg = json.loads((tmp_path / "run" / "register" / "metrics.json").read_text())["config"]
+    assert (cfg["recipe"], cfg["arch"], cfg["points"], cfg["batch_subjects"]) == ("paper", "siren", 128, 1)
