@@ -15,6 +15,7 @@ from morphbias_fast.bench import discover as bench_discover
 from morphbias_fast.bench import encode as bench_encode
 from morphbias_fast.bench import mitigate as bench_mitigate
 from morphbias_fast.bench import prepare as bench_prepare
+from morphbias_fast.bench import probe as bench_probe
 from morphbias_fast.bench import register as bench_register
 from morphbias_fast.bench import same_run as bench_same_run
 from morphbias_fast.bench import variants as bench_variants
@@ -538,6 +539,21 @@ def bench_discover_cmd(runs, seeds, features, methods, json_path) -> None:
     """Detection scores (precision, recall, AMI of the re-balanced set) on finished runs of synthetic
     cohorts, per feature kind, method and seed, and the seconds discovery takes."""
     res = bench_discover.run(list(runs), seeds, features.split(","), methods.split(","), echo=click.echo)
+    if json_path:
+        write_json(json_path, res)
+
+
+@bench.command("probe")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--features", default="inr,pca,embedding", show_default=True,
+              help="Comma-separated feature kinds (as discover --features; autoencoder trains one, minutes).")
+@seed_option
+@json_option
+def bench_probe_cmd(runs, features, seed, json_path) -> None:
+    """How much of the true bias each representation carries: 5-fold cross-validated AUC of a linear probe
+    for the bias on the train split, overall and within each disease class (synthetic cohorts; classify and
+    register done). When detection fails, this says whether the features or the discovery are at fault."""
+    res = bench_probe.run(list(runs), features.split(","), seed=seed, echo=click.echo)
     if json_path:
         write_json(json_path, res)
 
