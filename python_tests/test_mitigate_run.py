@@ -321,3 +321,26 @@ def test_counterfactual_halves_are_each_balanced():
         # float64 sums of up to 100 equal shares (each cell's total is 1/4 of the weight by construction):
         # rounding ~100 * 2e-16, so 1e-9 is a wide margin and any real imbalance (>= one share, 1%) fails
         np.testing.assert_allclose(totals, totals[0], rtol=1e-9)
+
+
+def test_one_seed_has_no_spread_and_the_levels_table_has_every_folder():
+    """One finished seed (a frozen-protocol folder part way): its std is undefined, not 0; `bench mitigate A B`
+    ends with one table of every folder's models and bias levels."""
+    from morphbias_fast.bench.mitigate import levels_table
+    from morphbias_fast.report.metrics import aggregate
+
+    def row(model, wga):
+        return {"model": model, "acc_B": 0.5, "acc_NB": 0.5, "recall_B": 0.5, "recall_NB": 0.5, "prec_B": 0.5,
+                "prec_NB": 0.5, "acc": 0.5, "wga": wga}
+
+    one = aggregate([{"rows": [row("biased", 0.4), row("mitigated", 0.7)]}])
+    m = {r["model"]: r for r in one["rows"]}["mitigated"]
+    assert m["wga"] == 0.7 and m["wga_std"] is None and m["wga_ci95"] is None
+    two = aggregate([{"rows": [row("biased", 0.4), row("mitigated", 0.7)]},
+                     {"rows": [row("biased", 0.5), row("mitigated", 0.9)]}])
+    text = levels_table({"runs/b09": {"mean_std": two, "bias_level": 0.9},
+                         "runs/b08": {"mean_std": one, "bias_level": 0.8}, "runs/single": {"rows": []}})
+    lines = text.strip().splitlines()
+    assert lines[1].startswith("| bias level | folder | model | wga |") and lines[2].startswith("|---|---|---|")
+    assert "| 0.9 | b09 | mitigated | 0.800 ± 0.141" in text and "| 0.8 | b08 | mitigated | 0.700 |" in text
+    assert len(lines) == 3 + 4  # title, header, rule, two models of two folders (the one-seed-run folder has none)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
+from morphbias_fast.data.synth import read_synth_config
 from morphbias_fast.report import COLUMNS, aggregate, table
 from morphbias_fast.runfolder import RunFolder
 
@@ -36,6 +37,24 @@ def format_table(title: str, rows: list[dict], columns=HEADLINE_COLUMNS) -> str:
     return "\n".join(lines)
 
 
+def levels_table(results: dict[str, dict], columns=HEADLINE_COLUMNS) -> str:
+    """One table over several `--seeds` folders (e.g. one per bias level): a row per (folder, model) with the
+    folder's bias level, mean ± std [t-interval] over its seeds."""
+    rows = [{**r, "model": f"{res.get('bias_level', '-')} | {Path(p).name} | {r['model']}"}
+            for p, res in results.items() if "mean_std" in res for r in res["mean_std"]["rows"]]
+    table_text = format_table("Every folder, mean ± std [95% t-interval] over its seeds", rows, columns)
+    return table_text.replace("| model |", "| bias level | folder | model |", 1).replace(
+        "|---|", "|---|---|---|", 1)
+
+
+def _bias_level(root: RunFolder, seeds) -> float | None:
+    for _, r in seeds:
+        cfg = read_synth_config(r.resolve_cohort()) if r.done("classify") else None
+        if cfg is not None:
+            return cfg.bias_level
+    return None
+
+
 def run(paths: list[Path], echo=print) -> dict:
     out = {}
     for path in paths:
@@ -51,11 +70,14 @@ def run(paths: list[Path], echo=print) -> dict:
                 per_seed[r.root.name] = one_run(r)
                 echo(format_table(str(r.root), per_seed[r.root.name]["rows"]))
         agg = aggregate(list(per_seed.values()))
-        out[str(path)] = {"seeds": list(per_seed), "per_seed": per_seed, "mean_std": agg}
+        out[str(path)] = {"seeds": list(per_seed), "per_seed": per_seed, "mean_std": agg,
+                          "bias_level": _bias_level(root, seeds)}
         echo(format_table(f"{path}: mean ± std [95% t-interval] over {', '.join(per_seed)}", agg["rows"]))
         echo(format_table(f"{path}: the paper's columns, mean ± std", agg["rows"], PAPER_COLUMNS))
         for t in agg["paired_tests"]:
             p = "-" if t["p_wilcoxon"] is None else f"{t['p_wilcoxon']:.3f}"
             echo(f"  {t['a']} vs {t['b']} on {t['metric']}: mean difference {t['mean_difference']:+.3f}, "
                  f"higher on {t['wins_of_a']} of {t['n']} seeds, Wilcoxon p {p}")
+    if sum("mean_std" in v for v in out.values()) > 1:
+        echo(levels_table(out))
     return out

@@ -169,7 +169,7 @@ def aggregate(per_seed: list[dict]) -> dict:
             xs = [v.get(k) for v in vals]
             if all(x is not None for x in xs):
                 row[k] = float(np.mean(xs))
-                row[f"{k}_std"] = float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
+                row[f"{k}_std"] = float(np.std(xs, ddof=1)) if len(xs) > 1 else None  # undefined for one seed
                 row[f"{k}_ci95"] = _t_interval(xs)
         rows.append(row)
     by = {r["model"]: r for r in rows}
