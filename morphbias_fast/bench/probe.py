@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from morphbias_fast.data import load_cohort
 from morphbias_fast.data.synth import read_synth_config
-from morphbias_fast.discover.features import FEATURES, FeatureInputs, load_features
+from morphbias_fast.discover import FEATURES, FeatureInputs, load_features
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.runfolder import RunFolder
 

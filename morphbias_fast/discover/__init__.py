@@ -7,13 +7,14 @@ subgroups.py  the paper's roles and re-balanced set; side_delta, the discovered 
 stage.py      the `discover` stage (Config, run, Result): subgroups.csv and summary.json
 """
 from morphbias_fast.discover.backends import BACKENDS, Backend, cuml_status, get_backend
-from morphbias_fast.discover.features import FEATURES, FeatureInputs, clip_features, feature
+from morphbias_fast.discover.features import (FEATURES, FeatureInputs, clip_features, feature,
+                                              load_features)
 from morphbias_fast.discover.mixture import ErrorAwareGMM
 from morphbias_fast.discover.shortcut import ShortcutConfig, nearest_non_gaussian, shortcut_discovery
 from morphbias_fast.discover.stage import METHODS, Config, Result, run
 from morphbias_fast.discover.subgroups import knee_index, rebalanced_set, side_delta, subgroup_table
 
 __all__ = ["Config", "Result", "run", "METHODS", "FEATURES", "FeatureInputs", "feature", "clip_features",
-           "BACKENDS", "Backend", "cuml_status", "get_backend", "ErrorAwareGMM", "ShortcutConfig",
+           "load_features", "BACKENDS", "Backend", "cuml_status", "get_backend", "ErrorAwareGMM", "ShortcutConfig",
            "nearest_non_gaussian", "shortcut_discovery", "knee_index", "rebalanced_set", "side_delta",
            "subgroup_table"]
