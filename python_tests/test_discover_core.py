@@ -65,3 +65,11 @@ def test_roles_and_rebalanced_set():
 def test_small_subgroups_are_dropped():
     table = subgroup_table(np.r_[np.zeros(12), np.ones(5)], np.r_[np.ones(9), np.zeros(8)], np.ones(17))
     assert table["subgroup"].tolist() == [0]
+
+
+def test_a_split_whose_subgroups_are_all_small_gives_an_empty_table_and_selects_nothing():
+    """Seen on a 30-subject val split with the paper's 7 components: every subgroup under min_size."""
+    groups, y = np.arange(14) % 7, np.r_[np.ones(7), np.zeros(7)]
+    table = subgroup_table(groups, y, y, min_size=10)
+    assert len(table) == 0 and {"subgroup", "ratio", "role"} <= set(table.columns)
+    assert not rebalanced_set(groups, y, table).any()

@@ -40,7 +40,8 @@ def subgroup_table(groups, y_true, y_pred, min_size: int = 10) -> pd.DataFrame:
         ratio = fpr / fnr if (np.isfinite(fpr) and np.isfinite(fnr) and fnr > 0) else (np.inf if fpr > 0 else np.nan)
         rows.append({"subgroup": int(g), "size": int(m.sum()), "tpr": tpr, "dtpr": tpr - tpr_all, "fpr": fpr,
                      "fnr": fnr, "ratio": ratio})
-    table = pd.DataFrame(rows)
+    # Explicit columns: on a small split every subgroup can fall under min_size, and the table is then empty.
+    table = pd.DataFrame(rows, columns=["subgroup", "size", "tpr", "dtpr", "fpr", "fnr", "ratio"])
     table["role"] = "none"
     # The knee is found among finite ratios; a subgroup without false negatives (ratio inf) lies above any
     # knee, and one with an undefined ratio (no FP and no FN) takes no role.
