@@ -67,7 +67,7 @@ void fwd_level_range(const HashGridConfig& c, const LevelTable& lv, int l, int64
                      const T* params, const T* dir, T* ys, T* Js, T* jvps) {
   const T* table = params + lv.offset[l] * F;
   for_each_located<T, D, F, DERIV>(c, lv, l, lo, hi, x, table, [&](int64_t i, const LevelCorners<T, D, DERIV>& lc) {
-    const int64_t k = i - lo;  // row in this level's stream; fwd_gather writes column l * F + f, so shift by l
+    const int64_t k = i - lo;  // row k of this level's stream, written as level 0 of a row of width F
     fwd_gather<T, D, F, DERIV>(lc, 0, table, dir ? dir + i * D : nullptr, ys ? ys + k * F : nullptr,
                                Js ? Js + k * F * D : nullptr, jvps ? jvps + k * F : nullptr);
   });
@@ -153,7 +153,7 @@ void input_grad_impl(const HashGridConfig& c, const LevelTable& lv, Launch run, 
 }
 
 // One level's points lo..hi-1 in order: the sum into each entry has a fixed order. The cotangent comes
-// staged level-major (cot points at this level's rows: a, b [rows, F], B [rows, F, D]; g as given, [N, D]).
+// staged level-major: cot points at this level's rows (a, b [rows, F], B [rows, F, D]) and at g's row lo.
 template <typename T, int D, int F, bool DERIV>
 void param_grad_level_range(const HashGridConfig& c, const LevelTable& lv, int l, int64_t lo, int64_t hi,
                             const T* x, Cotangent cot, T* grad) {
@@ -163,14 +163,9 @@ void param_grad_level_range(const HashGridConfig& c, const LevelTable& lv, int l
     MB_UNROLL
     for (int f = 0; f < F; ++f) gp[f] += v[f];
   };
+  // A staged row holds one level (F values), so it is read as level 0 of a row of width F.
   for_each_located<T, D, F, DERIV>(c, lv, l, lo, hi, x, table, [&](int64_t i, const LevelCorners<T, D, DERIV>& lc) {
-    const int64_t k = i - lo;
-    PointCot<T> pc;  // level 0 of a one-level row, as param_grad_scatter indexes it with l = 0
-    pc.a = cot.a ? static_cast<const T*>(cot.a) + k * F : nullptr;
-    pc.B = cot.B ? static_cast<const T*>(cot.B) + k * F * D : nullptr;
-    pc.b = cot.b ? static_cast<const T*>(cot.b) + k * F : nullptr;
-    pc.g = cot.g ? static_cast<const T*>(cot.g) + i * D : nullptr;
-    param_grad_scatter<T, D, F, DERIV>(lc, 0, 0, pc, add);
+    param_grad_scatter<T, D, F, DERIV>(lc, 0, 0, point_cot<T, D>(cot, i - lo, F), add);
   });
 }
 
@@ -216,13 +211,13 @@ void param_grad_impl(const HashGridConfig& c, const LevelTable& lv, Launch run, 
     }
 #pragma omp for schedule(dynamic, 1)
     for (int l = 0; l < L; ++l) {
-      Cotangent lc;
-      lc.a = cot.a ? sa + l * rows * F : nullptr;
-      lc.B = cot.B ? sB + l * rows * F * D : nullptr;
-      lc.b = cot.b ? sb + l * rows * F : nullptr;
-      lc.g = cot.g;
-      if (deriv) param_grad_level_range<T, D, F, true>(c, lv, l, lo, hi, x, lc, grad);
-      else param_grad_level_range<T, D, F, false>(c, lv, l, lo, hi, x, lc, grad);
+      Cotangent staged;
+      staged.a = cot.a ? sa + l * rows * F : nullptr;
+      staged.B = cot.B ? sB + l * rows * F * D : nullptr;
+      staged.b = cot.b ? sb + l * rows * F : nullptr;
+      staged.g = cot.g ? static_cast<const T*>(cot.g) + lo * D : nullptr;
+      if (deriv) param_grad_level_range<T, D, F, true>(c, lv, l, lo, hi, x, staged, grad);
+      else param_grad_level_range<T, D, F, false>(c, lv, l, lo, hi, x, staged, grad);
     }
   }
 }

@@ -30,24 +30,25 @@ def _cell(r: dict, k: str) -> str:
     return f"{v:.3f}" + (f" ± {sd:.3f}" if sd is not None else "") + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 
 
-def format_table(title: str, rows: list[dict], columns=HEADLINE_COLUMNS) -> str:
+def format_table(title: str, rows: list[dict], columns=HEADLINE_COLUMNS, keys=("model",)) -> str:
+    """A markdown table: the `keys` fields of each row as they are, then each column as value ± std [interval]."""
     present = [k for k in columns if any(r.get(k) is not None for r in rows)]
-    lines = [f"\n{title}\n| model | " + " | ".join(present) + " |", "|---" * (len(present) + 1) + "|"]
-    lines += [f"| {r['model']} | " + " | ".join(_cell(r, k) for k in present) + " |" for r in rows]
+    lines = [f"\n{title}\n| " + " | ".join((*keys, *present)) + " |", "|---" * (len(keys) + len(present)) + "|"]
+    lines += ["| " + " | ".join([*(str(r[k]) for k in keys), *(_cell(r, k) for k in present)]) + " |" for r in rows]
     return "\n".join(lines)
 
 
 def levels_table(results: dict[str, dict], columns=HEADLINE_COLUMNS) -> str:
     """One table over several `--seeds` folders (e.g. one per bias level): a row per (folder, model) with the
     folder's bias level, mean ± std [t-interval] over its seeds."""
-    rows = [{**r, "model": f"{res.get('bias_level', '-')} | {Path(p).name} | {r['model']}"}
+    rows = [{**r, "bias level": res.get("bias_level") or "-", "folder": Path(p).name}
             for p, res in results.items() if "mean_std" in res for r in res["mean_std"]["rows"]]
-    table_text = format_table("Every folder, mean ± std [95% t-interval] over its seeds", rows, columns)
-    return table_text.replace("| model |", "| bias level | folder | model |", 1).replace(
-        "|---|", "|---|---|---|", 1)
+    return format_table("Every folder, mean ± std [95% t-interval] over its seeds", rows, columns,
+                        keys=("bias level", "folder", "model"))
 
 
-def _bias_level(root: RunFolder, seeds) -> float | None:
+def _bias_level(seeds) -> float | None:
+    """The bias level of the first seed whose cohort is a synthetic one (None for real cohorts)."""
     for _, r in seeds:
         cfg = read_synth_config(r.resolve_cohort()) if r.done("classify") else None
         if cfg is not None:
@@ -71,7 +72,7 @@ def run(paths: list[Path], echo=print) -> dict:
                 echo(format_table(str(r.root), per_seed[r.root.name]["rows"]))
         agg = aggregate(list(per_seed.values()))
         out[str(path)] = {"seeds": list(per_seed), "per_seed": per_seed, "mean_std": agg,
-                          "bias_level": _bias_level(root, seeds)}
+                          "bias_level": _bias_level(seeds)}
         echo(format_table(f"{path}: mean ± std [95% t-interval] over {', '.join(per_seed)}", agg["rows"]))
         echo(format_table(f"{path}: the paper's columns, mean ± std", agg["rows"], PAPER_COLUMNS))
         for t in agg["paired_tests"]:
