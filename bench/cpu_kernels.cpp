@@ -1,10 +1,13 @@
 // Milliseconds of each CPU kernel alone (no Python, no autograd): forward, forward with dy/dx, parameter
 // gradient of a loss on y, and on y and dy/dx; N (2^18) uniform points, L = 16, F = 2, float32, median of 5.
-// Build and run from the repository root (bench/RESULTS.md, "CPU speed: staged blocks"):
-//   g++ -O3 -std=gnu++17 -fopenmp -Icsrc bench/cpu_kernels.cpp csrc/hashgrid/hashgrid.cpp
-//       csrc/hashgrid/hashgrid_cpu.cpp -o /tmp/cpu_kernels   (one line)
+// Build and run from the repository root (bench/RESULTS.md, "CPU speed: located in lanes"); FLAGS empty builds
+// the baseline kernels, "-march=x86-64-v3" the AVX2 + FMA ones, "-march=x86-64-v4" the AVX-512 ones, as
+// CMakeLists.txt compiles them (always with -ffp-contract=off -fno-trapping-math):
+//   g++ -O3 -std=gnu++17 -fopenmp -ffp-contract=off -fno-trapping-math FLAGS -Icsrc bench/cpu_kernels.cpp
+//       csrc/hashgrid/hashgrid.cpp csrc/hashgrid/cpu_isa.cpp csrc/hashgrid/hashgrid_cpu.cpp -o /tmp/cpu_kernels
 //   /tmp/cpu_kernels D LOG2_TABLE [THREADS [N]]
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -37,5 +40,11 @@ int main(int argc, char** argv) {
     ms([&] { hashgrid_fwd_cpu(c, lv, kFloat32, run, n, x.data(), p.data(), nullptr, y.data(), J.data(), nullptr); }),
     ms([&] { hashgrid_param_grad_cpu(c, lv, kFloat32, run, n, x.data(), ca, gr.data()); }),
     ms([&] { hashgrid_param_grad_cpu(c, lv, kFloat32, run, n, x.data(), cb, gr.data()); }));
-  double s = 0; for (float v : gr) s += v; printf("checksum %g\n", s);
+  // Bitwise fingerprints (FNV-1a over the bytes) of y, dy/dx and the gradient: two builds agree bit for bit
+  // exactly when these do.
+  auto fnv = [](const std::vector<float>& v) { uint64_t h = 1469598103934665603ull;
+    const unsigned char* b = reinterpret_cast<const unsigned char*>(v.data());
+    for (size_t i = 0; i < v.size() * sizeof(float); ++i) h = (h ^ b[i]) * 1099511628211ull; return h; };
+  printf("fingerprint y %016llx J %016llx grad %016llx\n", (unsigned long long)fnv(y), (unsigned long long)fnv(J),
+         (unsigned long long)fnv(gr));
 }

@@ -13,6 +13,7 @@
 #include <omp.h>
 #endif
 
+#include "hashgrid/cpu_isa.h"
 #include "hashgrid/hashgrid.h"
 
 namespace py = pybind11;
@@ -59,6 +60,8 @@ py::dict build_info() {
   d["openmp"] = false;
   d["openmp_max_threads"] = 1;
 #endif
+  d["cpu_isa"] = cpu_isa();
+  d["cpu_isas"] = cpu_isas();
   d["cxx_compiler"] = std::string(MORPHBIAS_CXX_COMPILER);
   d["build_type"] = std::string(MORPHBIAS_BUILD_TYPE);
   return d;
@@ -68,7 +71,12 @@ py::dict build_info() {
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "morphbias-fast compiled kernels (CPU always, CUDA when built with it)";
-  m.def("build_info", &build_info, "What was compiled: version, CUDA, architectures, OpenMP.");
+  m.def("build_info", &build_info,
+        "What was compiled: version, CUDA, architectures, OpenMP, the CPU kernel builds this CPU can run.");
+  m.def("cpu_isas", &cpu_isas, "CPU kernel builds compiled and runnable here (baseline, avx2, avx512), baseline first.");
+  m.def("cpu_isa", &cpu_isa, "The CPU kernel build in use (the best runnable one unless MORPHBIAS_CPU_ISA chose).");
+  m.def("set_cpu_isa", &set_cpu_isa, py::arg("name"),
+        "Use CPU kernel build `name` (one of cpu_isas()); results are bitwise the same, only speed differs.");
 
   py::class_<HashGridConfig>(m, "HashGridConfig")
       .def(py::init([](int D, int L, int F, int log2_size, int base_res, float scale, int interp) {

@@ -51,3 +51,51 @@ def test_thread_count_does_not_change_bits(problem):
         torch.set_num_threads(before)
     for u, v in zip(a, b):
         assert torch.equal(u, v)
+
+
+# The CPU kernels are compiled per instruction set (csrc/hashgrid/cpu_isa.h) and the best one this CPU runs is
+# chosen at import; each must give the baseline build's bits (the baseline locates points with the per-point
+# code the CUDA kernels share). On a CPU without AVX2 the list holds the baseline alone.
+@pytest.mark.parametrize("dims,interpolation", [(2, "linear"), (3, "smoothstep")])
+def test_every_cpu_build_gives_the_baseline_bits(dims, interpolation):
+    from morphbias_fast.ops.compiled import kernels
+
+    torch.manual_seed(1)
+    enc = mbf.HashGridEncoding(n_input_dims=dims, n_levels=8, log2_hashmap_size=12, base_resolution=8,
+                               interpolation=interpolation)
+    with torch.no_grad():
+        enc.params.uniform_(-1, 1)
+    n = 20_003  # not a multiple of the 32-point chunks
+    x = torch.rand(n, dims) * 1.5 - 0.25  # some points outside [0, 1]
+    w, W = torch.randn(n, enc.n_output_dims), torch.randn(n, enc.n_output_dims, dims)
+    before = kernels.cpu_isa()
+    try:
+        kernels.set_cpu_isa("baseline")
+        ref = run_all(enc, x, w, W)
+        for isa in kernels.cpu_isas():
+            kernels.set_cpu_isa(isa)
+            for u, v in zip(run_all(enc, x, w, W), ref):
+                assert torch.equal(u, v), isa
+    finally:
+        kernels.set_cpu_isa(before)
+
+
+def test_unknown_cpu_build_is_a_clear_error():
+    from morphbias_fast.ops.compiled import kernels
+
+    with pytest.raises(ValueError, match="choose one of: baseline"):
+        kernels.set_cpu_isa("sse9")
+
+
+def test_cpu_build_can_be_chosen_by_environment():
+    import os
+    import subprocess
+    import sys
+
+    code = "import morphbias_fast as m; print(m.build_info()['cpu_isa'])"
+    env = dict(os.environ, MORPHBIAS_CPU_ISA="baseline")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "baseline"
+    env["MORPHBIAS_CPU_ISA"] = "sse9"
+    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "MORPHBIAS_CPU_ISA=sse9" in bad.stderr

@@ -2,11 +2,14 @@
 // on all three so that loops over corners, dims and features fully unroll.
 #pragma once
 
-#include <string>
-
 #include "common/macros.h"
 
 namespace morphbias {
+
+// Throws std::invalid_argument("<what><got>"). Defined once (hashgrid.cpp) rather than inline: the CPU
+// kernels are compiled per instruction set (cpu_isa.h), and an inline string conversion in each build would
+// be a weak symbol that the linker may take from the AVX-512 build for every caller.
+[[noreturn]] void throw_invalid_argument(const char* what, int got);
 
 template <typename T>
 struct TypeTag { using type = T; };
@@ -23,20 +26,20 @@ void dispatch_t_d_f(DType dt, int D, int F, Fn&& fn) {
       case 2: fn(t, d, IntTag<2>{}); return;
       case 4: fn(t, d, IntTag<4>{}); return;
       case 8: fn(t, d, IntTag<8>{}); return;
-      default: throw std::invalid_argument("n_features_per_level must be 1, 2, 4 or 8, got " + std::to_string(F));
+      default: throw_invalid_argument("n_features_per_level must be 1, 2, 4 or 8, got ", F);
     }
   };
   auto with_d = [&](auto t) {
     switch (D) {
       case 2: with_f(t, IntTag<2>{}); return;
       case 3: with_f(t, IntTag<3>{}); return;
-      default: throw std::invalid_argument("n_input_dims must be 2 or 3, got " + std::to_string(D));
+      default: throw_invalid_argument("n_input_dims must be 2 or 3, got ", D);
     }
   };
   switch (dt) {
     case kFloat32: with_d(TypeTag<float>{}); return;
     case kFloat64: with_d(TypeTag<double>{}); return;
-    default: throw std::invalid_argument("dtype code must be 0 (float32) or 1 (float64), got " + std::to_string(int(dt)));
+    default: throw_invalid_argument("dtype code must be 0 (float32) or 1 (float64), got ", int(dt));
   }
 }
 

@@ -7,6 +7,10 @@
 
 namespace morphbias {
 
+void throw_invalid_argument(const char* what, int got) {
+  throw std::invalid_argument(std::string(what) + std::to_string(got));
+}
+
 void validate_config(const HashGridConfig& c) {
   MB_CHECK_ARG(c.n_input_dims == 2 || c.n_input_dims == 3,
                "n_input_dims must be 2 or 3, got " + std::to_string(c.n_input_dims));

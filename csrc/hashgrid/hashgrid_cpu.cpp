@@ -1,12 +1,24 @@
 // CPU kernels (OpenMP). Deterministic: no float sum depends on thread scheduling.
+// Compiled once per instruction set (cpu_isa.h), into namespace MB_CPU_NS.
 #include <algorithm>
-#include <memory>
+#include <cmath>
+#include <type_traits>
 
 #include "common/dispatch.h"
+#include "hashgrid/cpu_isa.h"
 #include "hashgrid/hashgrid.h"
 #include "hashgrid/hashgrid_math.h"
 
+#if !defined(MB_CPU_NS)
+#define MB_CPU_NS cpu_baseline
+#endif
+// Points are located in SIMD lanes where AVX2 and FMA exist (see Chunk below).
+#if defined(__AVX2__) && defined(__FMA__)
+#define MB_LANES 1
+#endif
+
 namespace morphbias {
+namespace MB_CPU_NS {
 
 namespace {
 
@@ -27,28 +39,240 @@ int64_t gather_block(int64_t n, int threads) {
 
 // Points located per round before any table is read: their corner loads are then issued as
 // prefetches together, so many cache misses are in flight at once instead of the few that the
-// out-of-order window reaches (the large tables are latency bound, see bench/RESULTS.md).
-constexpr int kChunk = 16;
+// out-of-order window reaches (the large tables are latency bound, see bench/RESULTS.md). 32 against 16
+// and 64, pipelined (for_each_located): the best sum over the forward and backward kernels.
+constexpr int kChunk = 32;
 
-template <typename T, int D, int F, typename Table>
-void prefetch_corners(const uint32_t* idx, const Table* table) {
-  MB_UNROLL
-  for (int c = 0; c < (1 << D); ++c) __builtin_prefetch(table + static_cast<int64_t>(idx[c]) * F);
-}
+#if defined(MB_LANES)
+// Locating a point (position, lower corner, hash, weights) is most of the work: with the table in L1 it was
+// 47 of the 50 ms of a 2-D forward (2^18 points, one thread; bench/RESULTS.md). So kChunk points are located
+// together, structure-of-arrays: each step below is one loop over the chunk's points doing what
+// level_point, corner_indices, corner_weights and corner_dweights (hashgrid_math.h) do for one, in the same
+// operations and order, so the compiler vectorises across points and every lane rounds exactly as the
+// per-point code does (the CUDA kernels use that code; parity tests compare the two bit for bit).
+template <typename T, int D, bool DERIV>
+struct Chunk {
+  static constexpr int kC = 1 << D;
+  uint32_t g[D][kChunk];
+  T w0[D][kChunk], w1[D][kChunk], dwf[D][kChunk], ddw[D][kChunk];  // LevelPoint's fields, one lane per point
+  uint32_t idx[kC][kChunk];
+  T w[kC][kChunk];
+  T dw[DERIV ? D : 1][kC][kChunk];
 
-// Points lo..hi-1 of level l in order: locate kChunk points and prefetch their corners, then hand each
-// located point to consume(i, corners). `table` is level l's slice of the array the corners index.
+  // Points x[0..m-1] (row-major [m, D]) at level l; lanes past m repeat point m-1 and are never read.
+  void locate(const LevelTable& lv, int l, int interp, const T* x, int m) {
+    T xs[D][kChunk];
+    for (int k = 0; k < kChunk; ++k)
+      MB_UNROLL
+      for (int d = 0; d < D; ++d) xs[d][k] = x[std::min(k, m - 1) * D + d];
+    const float scale = lv.scale[l];
+    const T sc = static_cast<T>(scale);
+    MB_UNROLL
+    for (int d = 0; d < D; ++d) {
+      T p[kChunk], fl[kChunk];
+      positions(scale, xs[d], p);
+      floors(p, fl);
+      to_int32s(fl, g[d]);
+      if (interp == kLinear) {
+        for (int k = 0; k < kChunk; ++k) {
+          w1[d][k] = p[k] - fl[k];
+          dwf[d][k] = sc;
+          ddw[d][k] = T(0);
+          w0[d][k] = T(1) - w1[d][k];
+        }
+      } else {
+        for (int k = 0; k < kChunk; ++k) {
+          const T t = p[k] - fl[k];
+          w1[d][k] = t * t * (T(3) - T(2) * t);
+          dwf[d][k] = sc * (T(6) * t * (T(1) - t));
+          ddw[d][k] = sc * sc * (T(6) - T(12) * t);
+          w0[d][k] = T(1) - w1[d][k];
+        }
+      }
+    }
+    indices(lv.resolution[l], lv.size[l], lv.hashed[l]);
+    products(w0, w1, w);
+    if (DERIV) {
+      MB_UNROLL
+      for (int e = 0; e < D; ++e) {
+        T lo[D][kChunk], hi[D][kChunk];
+        MB_UNROLL
+        for (int d = 0; d < D; ++d)
+          for (int k = 0; k < kChunk; ++k) {
+            lo[d][k] = d == e ? -dwf[d][k] : w0[d][k];
+            hi[d][k] = d == e ? dwf[d][k] : w1[d][k];
+          }
+        products(lo, hi, dw[DERIV ? e : 0]);
+      }
+    }
+  }
+
+  uint32_t corner(int c, int k) const { return idx[c][k]; }
+
+  // Lane k as the per-point record the gathers and scatters of hashgrid_math.h take.
+  LevelCorners<T, D, DERIV> lane(int k) const {
+    LevelCorners<T, D, DERIV> lc;
+    MB_UNROLL
+    for (int d = 0; d < D; ++d) {
+      lc.lp.g[d] = g[d][k];
+      lc.lp.w0[d] = w0[d][k];
+      lc.lp.w1[d] = w1[d][k];
+      lc.lp.dw[d] = dwf[d][k];
+      lc.lp.ddw[d] = ddw[d][k];
+    }
+    MB_UNROLL
+    for (int c = 0; c < kC; ++c) {
+      lc.idx[c] = idx[c][k];
+      lc.w[c] = w[c][k];
+      if (DERIV) {
+        MB_UNROLL
+        for (int e = 0; e < D; ++e) lc.dw[DERIV ? e : 0][c] = dw[DERIV ? e : 0][c][k];
+      }
+    }
+    return lc;
+  }
+
+ private:
+  // pos_fma over the lanes. With FMA in the instruction set fmaf is one instruction and vectorises; without
+  // it, pos_fma's float64 route (exact for |scale * x| >= 2^-6) runs on every lane and the rare lanes below
+  // that take fmaf itself, as pos_fma does.
+  static void positions(float scale, const float* x, float* p) {
+#if defined(__FMA__)
+    for (int k = 0; k < kChunk; ++k) p[k] = std::fma(scale, x[k], 0.5f);
+#else
+    bool small = false;
+    for (int k = 0; k < kChunk; ++k) {
+      const double prod = static_cast<double>(scale) * static_cast<double>(x[k]);
+      p[k] = static_cast<float>(prod + 0.5);
+      small |= (prod < 0.015625) & (prod > -0.015625);
+    }
+    if (small)
+      for (int k = 0; k < kChunk; ++k) p[k] = pos_fma(scale, x[k]);
+#endif
+  }
+  static void positions(float scale, const double* x, double* p) {
+    for (int k = 0; k < kChunk; ++k) p[k] = pos_fma(scale, x[k]);
+  }
+
+  // floor_t over the lanes, written as clamps and selects so that it vectorises (with -fno-trapping-math;
+  // see CMakeLists.txt): the truncation runs on a value clamped into range (NaN clamps to the bound), and
+  // values at or beyond 2^23 (2^52 for float64), already integers, or NaN, pass through as floor_t's do.
+  // floor is exact, so any correct route gives floor_t's bits.
+  static void floors(const T* v, T* out) {
+    using I = typename std::conditional<sizeof(T) == 4, int32_t, int64_t>::type;
+    constexpr T big = sizeof(T) == 4 ? T(8388608.0) : T(4503599627370496.0);
+#if defined(__SSE4_1__)  // a rounding instruction exists: floor is one instruction per vector
+    for (int k = 0; k < kChunk; ++k) out[k] = std::floor(v[k]);
+    return;
+#endif
+    for (int k = 0; k < kChunk; ++k) {
+      const bool inside = (v[k] > -big) & (v[k] < big);  // & not &&: no branch
+      const T vc = std::max(-big, std::min(big, v[k]));
+      const T t = static_cast<T>(static_cast<I>(vc));
+      const T f = t - (t > vc ? T(1) : T(0));  // the subtraction unconditional, the choice a select
+      out[k] = inside ? f : v[k];
+    }
+  }
+
+  // to_int32 of the floored lanes: saturating at the int32 range, NaN -> 0, as the GPU's conversion. The
+  // clamp runs in float64, where both int32 bounds are exact, so no select follows the conversion.
+  static void to_int32s(const T* v, uint32_t* out) {
+    for (int k = 0; k < kChunk; ++k) {
+      const double vn = v[k] == v[k] ? static_cast<double>(v[k]) : 0.0;
+      out[k] = static_cast<uint32_t>(static_cast<int32_t>(std::max(-2147483648.0, std::min(2147483647.0, vn))));
+    }
+  }
+
+  void indices(uint32_t res, uint32_t size, uint32_t hashed) {
+    for (int k = 0; k < kChunk; ++k) {
+      idx[0][k] = g[0][k];
+      idx[1][k] = g[0][k] + 1u;
+    }
+    uint32_t stride = 1;
+    MB_UNROLL
+    for (int d = 1; d < D; ++d) {
+      stride *= res;
+      const uint32_t mul = hashed ? coherent_prime(d) : stride;
+      MB_UNROLL
+      for (int c = 0; c < (1 << d); ++c)
+        for (int k = 0; k < kChunk; ++k) {
+          const uint32_t lo = g[d][k] * mul, hi = (g[d][k] + 1u) * mul;
+          if (hashed) {
+            idx[c + (1 << d)][k] = idx[c][k] ^ hi;
+            idx[c][k] ^= lo;
+          } else {
+            idx[c + (1 << d)][k] = idx[c][k] + hi;
+            idx[c][k] += lo;
+          }
+        }
+    }
+    if (hashed) {
+      MB_UNROLL
+      for (int c = 0; c < kC; ++c)
+        for (int k = 0; k < kChunk; ++k) idx[c][k] &= size - 1u;
+    } else {  // only corners past the +x/+y boundary exceed size, so divide only when a lane does
+      bool over = false;
+      MB_UNROLL
+      for (int c = 0; c < kC; ++c)
+        for (int k = 0; k < kChunk; ++k) over |= idx[c][k] >= size;
+      if (over)
+        for (int c = 0; c < kC; ++c)
+          for (int k = 0; k < kChunk; ++k) idx[c][k] = idx[c][k] < size ? idx[c][k] : idx[c][k] % size;
+    }
+  }
+
+  // out_c = prod_d (bit_d of c ? hi_d : lo_d), doubling over dimensions in corner_weights' order.
+  static void products(const T (&lo)[D][kChunk], const T (&hi)[D][kChunk], T (&out)[kC][kChunk]) {
+    for (int k = 0; k < kChunk; ++k) {
+      out[0][k] = lo[0][k];
+      out[1][k] = hi[0][k];
+    }
+    MB_UNROLL
+    for (int d = 1; d < D; ++d) {
+      MB_UNROLL
+      for (int c = 0; c < (1 << d); ++c)
+        for (int k = 0; k < kChunk; ++k) {
+          out[c + (1 << d)][k] = out[c][k] * hi[d][k];
+          out[c][k] *= lo[d][k];
+        }
+    }
+  }
+};
+#else
+// Without AVX2 and FMA, vectorising the locating across points is slower than doing it point by point
+// (measured: 3-D 2^15 forward 48 ms as lanes on SSE2 against 42 ms per point; bench/RESULTS.md, "CPU
+// speed: located in lanes"), so this build keeps hashgrid_math.h's per-point records.
+template <typename T, int D, bool DERIV>
+struct Chunk {
+  LevelCorners<T, D, DERIV> pts[kChunk];
+  void locate(const LevelTable& lv, int l, int interp, const T* x, int m) {
+    for (int k = 0; k < m; ++k) pts[k] = LevelCorners<T, D, DERIV>(lv, l, interp, x + k * D);
+  }
+  uint32_t corner(int c, int k) const { return pts[k].idx[c]; }
+  const LevelCorners<T, D, DERIV>& lane(int k) const { return pts[k]; }
+};
+#endif
+
+// Points lo..hi-1 of level l in order, handed to consume(i, corners) located. `table` is level l's slice of
+// the array the corners index. Chunks are software-pipelined: chunk j+1 is located and its corners
+// prefetched before chunk j is consumed, so a chunk's misses have a whole chunk of work to arrive in.
 template <typename T, int D, int F, bool DERIV, typename Table, typename Consume>
 void for_each_located(const HashGridConfig& c, const LevelTable& lv, int l, int64_t lo, int64_t hi, const T* x,
                       const Table* table, Consume&& consume) {
-  LevelCorners<T, D, DERIV> lc[kChunk];
-  for (int64_t i0 = lo; i0 < hi; i0 += kChunk) {
+  Chunk<T, D, DERIV> ch[2];
+  auto start = [&](Chunk<T, D, DERIV>& cj, int64_t i0) {
     const int m = static_cast<int>(std::min<int64_t>(kChunk, hi - i0));
-    for (int k = 0; k < m; ++k) {
-      lc[k] = LevelCorners<T, D, DERIV>(lv, l, c.interpolation, x + (i0 + k) * D);
-      prefetch_corners<T, D, F>(lc[k].idx, table);
-    }
-    for (int k = 0; k < m; ++k) consume(i0 + k, lc[k]);
+    cj.locate(lv, l, c.interpolation, x + i0 * D, m);
+    for (int k = 0; k < m; ++k)
+      MB_UNROLL
+      for (int cn = 0; cn < (1 << D); ++cn) __builtin_prefetch(table + static_cast<int64_t>(cj.corner(cn, k)) * F);
+  };
+  if (lo < hi) start(ch[0], lo);
+  int cur = 0;
+  for (int64_t i0 = lo; i0 < hi; i0 += kChunk, cur ^= 1) {
+    if (i0 + kChunk < hi) start(ch[cur ^ 1], i0 + kChunk);
+    const int m = static_cast<int>(std::min<int64_t>(kChunk, hi - i0));
+    for (int k = 0; k < m; ++k) consume(i0 + k, ch[cur].lane(k));
   }
 }
 
@@ -77,15 +301,26 @@ void fwd_level_range(const HashGridConfig& c, const LevelTable& lv, int l, int64
 // kept for the thread's next call: a fresh allocation is mapped and paged in anew on every call, which added
 // 2.5 ms to a 10 ms call of 8192 points in 2-D with dy/dx (the registration's size) and 10 ms to a 110 ms call
 // of 2^18 points in 3-D (bench/RESULTS.md). At most kStageBytes per thread stays allocated.
+// (A holder of internal linkage rather than std::unique_ptr, whose out-of-line members would be weak symbols
+// shared with the other instruction-set builds; see throw_invalid_argument in dispatch.h.)
+template <typename T>
+struct Kept {
+  T* p = nullptr;
+  int64_t size = 0;
+  ~Kept() { delete[] p; }
+};
+
 template <typename T>
 T* scratch(int64_t size) {
-  thread_local std::unique_ptr<T[]> kept;
-  thread_local int64_t kept_size = 0;
-  if (kept_size < size) {
-    kept.reset(new T[size]);
-    kept_size = size;
+  thread_local Kept<T> kept;
+  if (kept.size < size) {
+    delete[] kept.p;
+    kept.p = nullptr;  // a failed allocation below must not leave a dangling pointer to free twice
+    kept.size = 0;
+    kept.p = new T[size];
+    kept.size = size;
   }
-  return kept.get();
+  return kept.p;
 }
 
 // Copies the staged streams of one block (level-major) into the point-major outputs.
@@ -272,4 +507,5 @@ void hashgrid_corner_index_cpu(const HashGridConfig& c, const LevelTable& lv, DT
   });
 }
 
+}  // namespace MB_CPU_NS
 }  // namespace morphbias
