@@ -109,6 +109,100 @@ struct Chunk {
 
   uint32_t corner(int c, int k) const { return idx[c][k]; }
 
+  // param_grad_scatter for the chunk's first m points: each corner's value a_f w_c + sum_e Bm_fe dw_c/dx_e
+  // computed in lanes with cot_matrix's and param_grad_scatter's operations, then added to grad (this
+  // level's slice) point by point, corners in order, so every entry sums in the per-point code's order.
+  // cot is the level's staged cotangent: rows k0.. of a [rows, F], B [rows, F, D], b [rows, F]; g [rows, D].
+  template <int F>
+  void scatter(const Cotangent& cot, int64_t k0, int m, T* grad) const {
+    const T* ca = static_cast<const T*>(cot.a);
+    const T* cB = static_cast<const T*>(cot.B);
+    const T* cb = static_cast<const T*>(cot.b);
+    const T* cg = static_cast<const T*>(cot.g);
+    T a[F][kChunk];
+    T Bm[DERIV ? F : 1][DERIV ? D : 1][kChunk];
+    for (int k = 0; k < kChunk; ++k) {
+      const int64_t r = k0 + std::min(k, m - 1);  // lanes past m repeat row m-1; their values are not added
+      MB_UNROLL
+      for (int f = 0; f < F; ++f) {
+        a[f][k] = ca ? ca[r * F + f] : T(0);
+        if (DERIV) {
+          MB_UNROLL
+          for (int d = 0; d < D; ++d) {
+            T v = T(0);
+            if (cB) v += cB[(r * F + f) * D + d];
+            if (cb && cg) v += cb[r * F + f] * cg[r * D + d];
+            Bm[DERIV ? f : 0][DERIV ? d : 0][k] = v;
+          }
+        }
+      }
+    }
+    T v[kC][F][kChunk];
+    MB_UNROLL
+    for (int c = 0; c < kC; ++c) {
+      MB_UNROLL
+      for (int f = 0; f < F; ++f)
+        for (int k = 0; k < kChunk; ++k) v[c][f][k] = a[f][k] * w[c][k];
+      if (DERIV) {
+        MB_UNROLL
+        for (int e = 0; e < D; ++e)
+          MB_UNROLL
+          for (int f = 0; f < F; ++f)
+            for (int k = 0; k < kChunk; ++k)
+              v[c][f][k] += Bm[DERIV ? f : 0][DERIV ? e : 0][k] * dw[DERIV ? e : 0][c][k];
+      }
+    }
+    for (int k = 0; k < m; ++k)
+      MB_UNROLL
+      for (int c = 0; c < kC; ++c) {
+        T* gp = grad + static_cast<int64_t>(idx[c][k]) * F;
+        MB_UNROLL
+        for (int f = 0; f < F; ++f) gp[f] += v[c][f][k];
+      }
+  }
+
+  // fwd_gather for the chunk's first m points, in lanes: y [m, F] and dy/dx [m, F, D] (either may be null),
+  // each sum over the corners in fwd_gather's order. Lanes past m read point m-1's corners, always valid.
+  template <int F>
+  void gather(const T* table, int m, T* y, T* J) const {
+    T acc[F][kChunk];
+    T jac[DERIV ? F : 1][DERIV ? D : 1][kChunk];
+    for (int f = 0; f < F; ++f)
+      for (int k = 0; k < kChunk; ++k) acc[f][k] = T(0);
+    if (DERIV)
+      for (int f = 0; f < F; ++f)
+        for (int e = 0; e < D; ++e)
+          for (int k = 0; k < kChunk; ++k) jac[DERIV ? f : 0][DERIV ? e : 0][k] = T(0);
+    MB_UNROLL
+    for (int c = 0; c < kC; ++c) {
+      T val[F][kChunk];
+      for (int k = 0; k < kChunk; ++k)
+        MB_UNROLL
+        for (int f = 0; f < F; ++f) val[f][k] = table[static_cast<int64_t>(idx[c][k]) * F + f];
+      MB_UNROLL
+      for (int f = 0; f < F; ++f)
+        for (int k = 0; k < kChunk; ++k) acc[f][k] += w[c][k] * val[f][k];
+      if (DERIV) {
+        MB_UNROLL
+        for (int e = 0; e < D; ++e)
+          MB_UNROLL
+          for (int f = 0; f < F; ++f)
+            for (int k = 0; k < kChunk; ++k)
+              jac[DERIV ? f : 0][DERIV ? e : 0][k] += dw[DERIV ? e : 0][c][k] * val[f][k];
+      }
+    }
+    if (y)
+      for (int k = 0; k < m; ++k)
+        MB_UNROLL
+        for (int f = 0; f < F; ++f) y[k * F + f] = acc[f][k];
+    if (DERIV && J)
+      for (int k = 0; k < m; ++k)
+        MB_UNROLL
+        for (int f = 0; f < F; ++f)
+          MB_UNROLL
+          for (int e = 0; e < D; ++e) J[(k * F + f) * D + e] = jac[DERIV ? f : 0][DERIV ? e : 0][k];
+  }
+
   // Lane k as the per-point record the gathers and scatters of hashgrid_math.h take.
   LevelCorners<T, D, DERIV> lane(int k) const {
     LevelCorners<T, D, DERIV> lc;
@@ -253,12 +347,13 @@ struct Chunk {
 };
 #endif
 
-// Points lo..hi-1 of level l in order, handed to consume(i, corners) located. `table` is level l's slice of
-// the array the corners index. Chunks are software-pipelined: chunk j+1 is located and its corners
-// prefetched before chunk j is consumed, so a chunk's misses have a whole chunk of work to arrive in.
-template <typename T, int D, int F, bool DERIV, typename Table, typename Consume>
-void for_each_located(const HashGridConfig& c, const LevelTable& lv, int l, int64_t lo, int64_t hi, const T* x,
-                      const Table* table, Consume&& consume) {
+// Points lo..hi-1 of level l in order, located a chunk at a time: consume_chunk(i0, m, chunk) gets points
+// i0..i0+m-1. `table` is level l's slice of the array the corners index. Chunks are software-pipelined:
+// chunk j+1 is located and its corners prefetched before chunk j is consumed, so a chunk's misses have a
+// whole chunk of work to arrive in (3-D 2^19 forward 67 -> 54 ms, 2-D 49 -> 33 ms; bench/RESULTS.md).
+template <typename T, int D, int F, bool DERIV, typename Table, typename ConsumeChunk>
+void for_each_chunk(const HashGridConfig& c, const LevelTable& lv, int l, int64_t lo, int64_t hi, const T* x,
+                    const Table* table, ConsumeChunk&& consume_chunk) {
   Chunk<T, D, DERIV> ch[2];
   auto start = [&](Chunk<T, D, DERIV>& cj, int64_t i0) {
     const int m = static_cast<int>(std::min<int64_t>(kChunk, hi - i0));
@@ -271,9 +366,18 @@ void for_each_located(const HashGridConfig& c, const LevelTable& lv, int l, int6
   int cur = 0;
   for (int64_t i0 = lo; i0 < hi; i0 += kChunk, cur ^= 1) {
     if (i0 + kChunk < hi) start(ch[cur ^ 1], i0 + kChunk);
-    const int m = static_cast<int>(std::min<int64_t>(kChunk, hi - i0));
-    for (int k = 0; k < m; ++k) consume(i0 + k, ch[cur].lane(k));
+    consume_chunk(i0, static_cast<int>(std::min<int64_t>(kChunk, hi - i0)), ch[cur]);
   }
+}
+
+// The same, one point at a time: consume(i, corners) with hashgrid_math.h's per-point record.
+template <typename T, int D, int F, bool DERIV, typename Table, typename Consume>
+void for_each_located(const HashGridConfig& c, const LevelTable& lv, int l, int64_t lo, int64_t hi, const T* x,
+                      const Table* table, Consume&& consume) {
+  for_each_chunk<T, D, F, DERIV>(c, lv, l, lo, hi, x, table,
+                                 [&](int64_t i0, int m, const Chunk<T, D, DERIV>& ch) {
+                                   for (int k = 0; k < m; ++k) consume(i0 + k, ch.lane(k));
+                                 });
 }
 
 // Outputs of one block are staged level-major: a level's pass then writes one contiguous stream (F values,
@@ -290,6 +394,18 @@ template <typename T, int D, int F, bool DERIV>
 void fwd_level_range(const HashGridConfig& c, const LevelTable& lv, int l, int64_t lo, int64_t hi, const T* x,
                      const T* params, const T* dir, T* ys, T* Js, T* jvps) {
   const T* table = params + lv.offset[l] * F;
+#if defined(MB_LANES)
+  // With dy/dx, y and dy/dx are summed in lanes too: 3-D 2^19 forward with dy/dx 135 -> 89 ms. Without it the
+  // lane gather was slower than the per-point one (53 -> 62 ms), and the jvp (double backward only) stays
+  // per point.
+  if (DERIV && !jvps) {
+    for_each_chunk<T, D, F, DERIV>(c, lv, l, lo, hi, x, table, [&](int64_t i0, int m, const Chunk<T, D, DERIV>& ch) {
+      const int64_t k0 = i0 - lo;
+      ch.template gather<F>(table, m, ys ? ys + k0 * F : nullptr, Js ? Js + k0 * F * D : nullptr);
+    });
+    return;
+  }
+#endif
   for_each_located<T, D, F, DERIV>(c, lv, l, lo, hi, x, table, [&](int64_t i, const LevelCorners<T, D, DERIV>& lc) {
     const int64_t k = i - lo;  // row k of this level's stream, written as level 0 of a row of width F
     fwd_gather<T, D, F, DERIV>(lc, 0, table, dir ? dir + i * D : nullptr, ys ? ys + k * F : nullptr,
@@ -398,6 +514,14 @@ void param_grad_level_range(const HashGridConfig& c, const LevelTable& lv, int l
     MB_UNROLL
     for (int f = 0; f < F; ++f) gp[f] += v[f];
   };
+#if defined(MB_LANES)
+  if (DERIV) {  // the corner values in lanes, then added point by point in param_grad_scatter's order
+    for_each_chunk<T, D, F, DERIV>(c, lv, l, lo, hi, x, table, [&](int64_t i0, int m, const Chunk<T, D, DERIV>& ch) {
+      ch.template scatter<F>(cot, i0 - lo, m, table);
+    });
+    return;
+  }
+#endif
   // A staged row holds one level (F values), so it is read as level 0 of a row of width F.
   for_each_located<T, D, F, DERIV>(c, lv, l, lo, hi, x, table, [&](int64_t i, const LevelCorners<T, D, DERIV>& lc) {
     param_grad_scatter<T, D, F, DERIV>(lc, 0, 0, point_cot<T, D>(cot, i - lo, F), add);
