@@ -289,6 +289,13 @@ def decode(run_dir, subject, out_dir, warped, h5) -> None:
 @click.option("--method", type=click.Choice(list(discover.METHODS)), default="shortcut", show_default=True,
               help="shortcut: the direction the classifier uses beyond the label, split in two (ours, measured "
                    "better, bench/RESULTS.md); paper: error-aware mixture, K=7 on PCA(features, 4), knee rule.")
+@click.option("--mixture-weight", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="--method paper: weight of the label and probability terms in the mixture's likelihood (the "
+                   "paper does not say; Domino's slicer uses 1, its discover 10).")
+@click.option("--mixture-init", type=click.Choice(list(discover.MIXTURE_INITS)), default="kmeans",
+              show_default=True,
+              help="--method paper: the mixture's start: kmeans (k-means++ on the features) or confusion "
+                   "(each point in the components of its confusion-matrix cell), Domino's two options.")
 @click.option("--backend", type=click.Choice(list(discover.BACKENDS)), default="auto", show_default=True,
               help="PCA and logistic regression on the GPU with cuML (auto: when it imports).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -298,8 +305,8 @@ def decode(run_dir, subject, out_dir, warped, h5) -> None:
 @device_option
 @overwrite_option
 @strict_option
-def discover_cmd(run_dir, features, clip_model, method, backend, out_dir, cohort_dir, seed, device, overwrite,
-                 strict) -> None:
+def discover_cmd(run_dir, features, clip_model, method, mixture_weight, mixture_init, backend, out_dir, cohort_dir,
+                 seed, device, overwrite, strict) -> None:
     """Find the subgroups where RUN_DIR's classifier fails, on train and on val separately.
 
     Needs RUN_DIR/classify (and RUN_DIR/register for --features inr). Writes subgroups.csv
@@ -307,8 +314,11 @@ def discover_cmd(run_dir, features, clip_model, method, backend, out_dir, cohort
     ratio; with a synthetic cohort also the bias and disease shares, and the precision and recall of the
     re-balanced set and the AMI against the four true groups).
     """
+    if method != "paper" and (mixture_weight != 10.0 or mixture_init != "kmeans"):
+        raise click.UsageError("--mixture-weight and --mixture-init belong to --method paper")
     cfg = discover.Config(features=features, method=method, backend=backend, out=out_dir, seed=seed,
-                          cohort=cohort_dir, device=device, clip_model=clip_model)
+                          cohort=cohort_dir, device=device, clip_model=clip_model, mixture_weight=mixture_weight,
+                          mixture_init=mixture_init)
     files = RunFolder(run_dir, discover_dir=out_dir).discover
     refuse_overwrite(files.summary.exists(), files.path, "discover", overwrite)
     res = discover.run(RunFolder(run_dir), cfg)

@@ -1,7 +1,9 @@
 """Subgroup discovery core: the error-aware mixture against scikit-learn's GaussianMixture on data with a
 known partition, the knee rule on a curve worked by hand, and the S_B / S_NB rules on a constructed case."""
 import numpy as np
-from sklearn.metrics import adjusted_rand_score
+import pytest
+import torch
+from sklearn.metrics import adjusted_rand_score, homogeneity_score
 from sklearn.mixture import GaussianMixture
 
 from morphbias_fast.discover import ErrorAwareGMM, knee_index, subgroup_table
@@ -38,6 +40,39 @@ def test_error_columns_steer_the_mixture():
     prob = np.where(truth == 1, 0.9, 0.1) + rng.normal(0, 0.02, 400)
     labels = ErrorAwareGMM(n_components=2, seed=0).fit_predict(feats, y, prob)
     assert adjusted_rand_score(truth, labels) > 0.98
+
+
+def test_confusion_start_by_hand():
+    # y = 0 with P(class 1) = 0.2 sits in cells (0, 0) and (0, 1) with weights 0.8 and 0.2; y = 1 with 0.7 in
+    # (1, 0) and (1, 1) with 0.3 and 0.7. Cell j goes to components j and j + 4 (K = 7: cells 0-3, 0-2).
+    gmm = ErrorAwareGMM(n_components=7, init="confusion", confusion_noise=0.0)
+    resp = gmm._confusion_resp(torch.tensor([0.0, 1.0], dtype=torch.float64),
+                               torch.tensor([0.2, 0.7], dtype=torch.float64), torch.Generator().manual_seed(0))
+    row0 = np.array([0.8, 0.2, 0, 0, 0.8, 0.2, 0]) / 2.0
+    row1 = np.array([0, 0, 0.3, 0.7, 0, 0, 0.3]) / 1.3
+    np.testing.assert_allclose(resp.numpy(), np.stack([row0, row1]), rtol=0, atol=1e-15)  # float64 rounding
+
+
+def test_confusion_start_separates_error_only_groups():
+    # As test_error_columns_steer_the_mixture, from the confusion start: the groups differ only in label
+    # and prediction, which is what that start encodes. With K = 4 cells for 2 groups a group may take two
+    # components, so the check is that no component mixes the groups (homogeneity 1).
+    rng = np.random.default_rng(1)
+    feats = rng.normal(0, 1, (400, 4))
+    truth = np.repeat([0, 1], 200)
+    prob = np.where(truth == 1, 0.9, 0.1) + rng.normal(0, 0.02, 400)
+    for weight in (1.0, 10.0):
+        labels = ErrorAwareGMM(n_components=4, init="confusion", y_weight=weight, p_weight=weight,
+                               seed=0).fit_predict(feats, truth, prob)
+        assert homogeneity_score(truth, labels) == pytest.approx(1.0)
+
+
+def test_mixture_start_errors():
+    feats, y, prob, _ = blobs()
+    with pytest.raises(ValueError, match="init must be one of"):
+        ErrorAwareGMM(n_components=3, init="random").fit_predict(feats, y, prob)
+    with pytest.raises(ValueError, match="at least 4 components"):
+        ErrorAwareGMM(n_components=3, init="confusion").fit_predict(feats, y, prob)
 
 
 def test_knee_by_hand():

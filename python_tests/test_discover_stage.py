@@ -102,11 +102,12 @@ def run_dir(tmp_path_factory):
     return run
 
 
-@pytest.mark.parametrize("method", ["shortcut", "paper"])
-def test_discover_writes_subgroups_and_summary(run_dir, method):
-    out = run_dir / f"out_{method}"
+@pytest.mark.parametrize("method,extra", [("shortcut", []), ("paper", []),
+                                          ("paper", ["--mixture-weight", "1", "--mixture-init", "confusion"])])
+def test_discover_writes_subgroups_and_summary(run_dir, method, extra):
+    out = run_dir / f"out_{method}_{len(extra)}"
     res = CliRunner().invoke(main, ["discover", str(run_dir), "--method", method, "--out", str(out),
-                                    "--backend", "sklearn"])
+                                    "--backend", "sklearn", *extra])
     assert res.exit_code == 0, res.output
     sub = pd.read_csv(out / "subgroups.csv", dtype={"participant_id": str})
     assert list(sub.columns) == ["participant_id", "split", "subgroup", "selected", "role"]
@@ -120,6 +121,9 @@ def test_discover_writes_subgroups_and_summary(run_dir, method):
     assert (((sel.role == "S_B") & (sel.disease == 0)) | ((sel.role == "S_NB") & (sel.disease == 1))).all()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["method"] == method and summary["backend"] == "sklearn"
+    if method == "paper":
+        assert summary["config"]["mixture_weight"] == (1.0 if extra else 10.0)
+        assert summary["config"]["mixture_init"] == ("confusion" if extra else "kmeans")
     for split in ("train", "val"):
         s = summary["splits"][split]
         assert s["n"] == int((expect.split == split).sum())
@@ -208,6 +212,11 @@ def test_clip_errors_name_the_argument(run_dir, tmp_path):
     res = CliRunner().invoke(main, ["discover", str(run_dir), "--features", "clip", "--clip-model",
                                     str(tmp_path / "nowhere"), "--out", str(tmp_path / "b")])
     assert res.exit_code == 1 and "nowhere" in res.output and "Traceback" not in res.output
+
+
+def test_mixture_options_belong_to_the_paper_method(run_dir):
+    res = CliRunner().invoke(main, ["discover", str(run_dir), "--mixture-init", "confusion"])
+    assert res.exit_code != 0 and "--method paper" in res.output
 
 
 def test_errors_name_what_is_missing(tmp_path, run_dir):

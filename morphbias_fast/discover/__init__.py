@@ -9,12 +9,13 @@ stage.py      the `discover` stage (Config, run, Result): subgroups.csv and summ
 from morphbias_fast.discover.backends import BACKENDS, Backend, cuml_status, get_backend
 from morphbias_fast.discover.features import (FEATURES, FeatureInputs, clip_features, feature,
                                               load_features)
+from morphbias_fast.discover.mixture import INITS as MIXTURE_INITS
 from morphbias_fast.discover.mixture import ErrorAwareGMM
 from morphbias_fast.discover.shortcut import ShortcutConfig, nearest_non_gaussian, shortcut_discovery
 from morphbias_fast.discover.stage import METHODS, Config, Result, run
 from morphbias_fast.discover.subgroups import knee_index, rebalanced_set, side_delta, subgroup_table
 
 __all__ = ["Config", "Result", "run", "METHODS", "FEATURES", "FeatureInputs", "feature", "clip_features",
-           "load_features", "BACKENDS", "Backend", "cuml_status", "get_backend", "ErrorAwareGMM", "ShortcutConfig",
+           "load_features", "BACKENDS", "Backend", "cuml_status", "get_backend", "ErrorAwareGMM", "MIXTURE_INITS", "ShortcutConfig",
            "nearest_non_gaussian", "shortcut_discovery", "knee_index", "rebalanced_set", "side_delta",
            "subgroup_table"]

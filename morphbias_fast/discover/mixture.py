@@ -4,7 +4,11 @@ Each point is [features (e.g. PCA(latents, 4)), label, predicted probability]. T
 component is a diagonal Gaussian on the features and the probability plus a Bernoulli on the label (as
 Domino does: a Gaussian on a 0/1 column collapses onto one value and makes every component label-pure), with
 the label and probability terms weighted (`y_weight`, `p_weight`) so that components form where the
-classifier's errors concentrate. EM from a k-means++ start; several restarts keep the highest likelihood."""
+classifier's errors concentrate. EM from a k-means++ start (or, with init="confusion", from responsibilities
+that put each point in the components of its confusion-matrix cell: its label times its predicted
+probability of each class, tiled over the K components, with a little noise); several restarts keep the
+highest likelihood. The paper gives neither the weights nor the start; 10 and k-means++ are our defaults and
+1 / confusion the published neighbours (METHOD.md section 3, bench/RESULTS.md)."""
 from __future__ import annotations
 
 import math
@@ -12,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+INITS = ("kmeans", "confusion")
 
 
 # A field list with defaults; `duplicates` pairs it by shape with the other config dataclasses
@@ -22,6 +28,8 @@ class ErrorAwareGMM:
     y_weight: float = 10.0
     p_weight: float = 10.0
     n_init: int = 5
+    init: str = "kmeans"            # INITS
+    confusion_noise: float = 1e-3   # with init="confusion": uniform noise added to the start's responsibilities
     max_iter: int = 200
     tol: float = 1e-5
     reg_covar: float = 1e-4
@@ -49,11 +57,34 @@ class ErrorAwareGMM:
             centers.append(X[torch.multinomial(probs.cpu().float(), 1, generator=gen).item()])
         return torch.stack(centers)
 
+    def _confusion_resp(self, y, prob, gen):
+        """[N, K] start: point i in the cells (y_i, c) of the 2x2 confusion matrix with weight P(class c), cell
+        j going to components j, j + 4, ... (K >= 4), plus noise so that tiled components can part."""
+        if self.n_components < 4:
+            raise ValueError(f"init='confusion' needs at least 4 components (the 2x2 cells), got {self.n_components}")
+        p = prob[:, None]
+        cells = torch.cat([(1 - y)[:, None] * torch.cat([1 - p, p], 1), y[:, None] * torch.cat([1 - p, p], 1)], 1)
+        resp = cells[:, torch.arange(self.n_components) % 4]
+        resp = resp / resp.sum(1, keepdim=True).clamp_min(1e-12)
+        noise = torch.rand(resp.shape, generator=gen, dtype=resp.dtype).to(resp.device) * self.confusion_noise
+        resp = resp + noise
+        return resp / resp.sum(1, keepdim=True)
+
+    def _m_step(self, X, y, resp):
+        nk = resp.sum(0) + 1e-10
+        means = resp.T @ X / nk[:, None]
+        var = (resp.T @ (X ** 2) / nk[:, None] - means ** 2 + self.reg_covar).clamp_min(self.reg_covar)
+        p_y = ((resp.T @ y) / nk).clamp(1e-4, 1 - 1e-4)
+        return means, var, p_y, torch.log(nk / nk.sum())
+
     def fit_predict(self, features, y, prob):
         """Hard subgroup labels [N] (int) of the best restart; also sets means_, var_, weights_, resp_."""
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         y = torch.as_tensor(np.array(y, dtype=np.float64), device=self.device)
-        X = torch.cat([torch.as_tensor(np.array(features, dtype=np.float64)).reshape(len(y), -1),
-                       torch.as_tensor(np.array(prob, dtype=np.float64))[:, None]], 1).to(self.device)
+        prob = torch.as_tensor(np.array(prob, dtype=np.float64), device=self.device)
+        X = torch.cat([torch.as_tensor(np.array(features, dtype=np.float64)).reshape(len(y), -1).to(self.device),
+                       prob[:, None]], 1)
         if X.shape[0] < self.n_components:
             raise ValueError(f"{X.shape[0]} points cannot form {self.n_components} subgroups")
         mu, sd = X.mean(0), X.std(0).clamp_min(1e-12)
@@ -62,22 +93,22 @@ class ErrorAwareGMM:
         best = None
         for r in range(self.n_init):
             gen = torch.Generator().manual_seed(self.seed * 1000 + r)
-            means = self._kmeanspp(X, gen)
-            var = X.var(0)[None].repeat(self.n_components, 1) + self.reg_covar
-            p_y = torch.full((self.n_components,), float(y.mean().clamp(0.01, 0.99)), dtype=X.dtype, device=X.device)
-            log_pi = torch.full((self.n_components,), -math.log(self.n_components), dtype=X.dtype, device=X.device)
+            if self.init == "confusion":
+                means, var, p_y, log_pi = self._m_step(X, y, self._confusion_resp(y, prob, gen))
+            else:
+                means = self._kmeanspp(X, gen)
+                var = X.var(0)[None].repeat(self.n_components, 1) + self.reg_covar
+                p_y = torch.full((self.n_components,), float(y.mean().clamp(0.01, 0.99)), dtype=X.dtype,
+                                 device=X.device)
+                log_pi = torch.full((self.n_components,), -math.log(self.n_components), dtype=X.dtype,
+                                    device=X.device)
             prev = -math.inf
             for _ in range(self.max_iter):
                 lp = self._log_prob(X, y, means, var, p_y, log_pi, w)
                 total = torch.logsumexp(lp, 1)
                 resp = torch.exp(lp - total[:, None])
                 ll = total.mean().item()
-                nk = resp.sum(0) + 1e-10
-                means = resp.T @ X / nk[:, None]
-                var = resp.T @ (X ** 2) / nk[:, None] - means ** 2 + self.reg_covar
-                var = var.clamp_min(self.reg_covar)
-                p_y = ((resp.T @ y) / nk).clamp(1e-4, 1 - 1e-4)
-                log_pi = torch.log(nk / nk.sum())
+                means, var, p_y, log_pi = self._m_step(X, y, resp)
                 if abs(ll - prev) < self.tol * max(1.0, abs(ll)):
                     break
                 prev = ll

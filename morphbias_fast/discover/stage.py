@@ -16,6 +16,7 @@ from morphbias_fast.data import load_cohort
 from morphbias_fast.devices import resolve_device
 from morphbias_fast.discover.backends import Backend, get_backend
 from morphbias_fast.discover.features import FEATURES, FeatureInputs, load_features
+from morphbias_fast.discover.mixture import INITS as MIXTURE_INITS
 from morphbias_fast.discover.mixture import ErrorAwareGMM
 from morphbias_fast.discover.shortcut import ShortcutConfig, shortcut_discovery
 from morphbias_fast.discover.subgroups import rebalanced_set, subgroup_table
@@ -38,6 +39,9 @@ class Config:
     seed: int = 0
     device: str = "auto"
     clip_model: str | None = None
+    # --method paper only: the mixture's label and probability weights, and its start (mixture.py)
+    mixture_weight: float = 10.0
+    mixture_init: str = "kmeans"
 
 
 @dataclass
@@ -69,11 +73,14 @@ class _Split:
     feature_seconds: float
 
 
-def paper_discovery(features, y, prob, y_pred, backend: Backend, seed: int = 0) -> dict:
+def paper_discovery(features, y, prob, y_pred, backend: Backend, seed: int = 0, mixture_weight: float = 10.0,
+                    mixture_init: str = "kmeans") -> dict:
     """docs/METHOD.md section 3, as published: error-aware mixture over [PCA(features, 4), label, probability],
-    K = 7, diagonal covariances; subgroups under 10 members take no role."""
+    K = 7, diagonal covariances; subgroups under 10 members take no role. The paper is silent on the mixture's
+    label/probability weights and its start (mixture_weight, mixture_init)."""
     pcs = backend.pca(features, PAPER_PCA, whiten=False, seed=seed)
-    groups = ErrorAwareGMM(n_components=PAPER_K, seed=seed).fit_predict(pcs, y, prob)
+    groups = ErrorAwareGMM(n_components=PAPER_K, y_weight=mixture_weight, p_weight=mixture_weight,
+                           init=mixture_init, seed=seed).fit_predict(pcs, y, prob)
     table = subgroup_table(groups, y, y_pred, min_size=PAPER_MIN_SIZE)
     roles = dict(zip(table.subgroup, table.role))
     return {"subgroup": groups, "selected": rebalanced_set(groups, y, table),
@@ -137,7 +144,8 @@ def _discover(data: dict[str, _Split], cfg: Config, backend: Backend) -> dict[st
     if cfg.method == "paper":
         for split, d in data.items():
             t0 = time.perf_counter()
-            results[split] = paper_discovery(d.features, d.y, d.prob, d.y_pred, backend, cfg.seed)
+            results[split] = paper_discovery(d.features, d.y, d.prob, d.y_pred, backend, cfg.seed,
+                                             cfg.mixture_weight, cfg.mixture_init)
             results[split]["seconds"] = time.perf_counter() - t0
         return results
     t0 = time.perf_counter()
@@ -159,6 +167,10 @@ def run(run: RunFolder, cfg: Config) -> Result:
         raise MorphbiasError(f"--method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
     if cfg.features not in FEATURES:
         raise MorphbiasError(f"--features must be one of {', '.join(FEATURES)}, got {cfg.features!r}")
+    if cfg.mixture_init not in MIXTURE_INITS:
+        raise MorphbiasError(f"--mixture-init must be one of {', '.join(MIXTURE_INITS)}, got {cfg.mixture_init!r}")
+    if not (math.isfinite(cfg.mixture_weight) and cfg.mixture_weight > 0):
+        raise MorphbiasError(f"--mixture-weight must be a positive number, got {cfg.mixture_weight}")
     files = DiscoverFolder(cfg.out) if cfg.out is not None else run.discover
     backend = get_backend(cfg.backend)
     cohort = load_cohort(run.resolve_cohort(cfg.cohort), load_images=FEATURES[cfg.features].needs_images)
@@ -169,6 +181,9 @@ def run(run: RunFolder, cfg: Config) -> Result:
                "cohort": str(cohort.root), "splits": {}}
     if cfg.method == "shortcut":
         summary["config"] = ShortcutConfig().__dict__
+    else:
+        summary["config"] = {"pca": PAPER_PCA, "k": PAPER_K, "min_size": PAPER_MIN_SIZE,
+                             "mixture_weight": cfg.mixture_weight, "mixture_init": cfg.mixture_init}
     if cfg.features == "clip":
         summary["clip_model"] = cfg.clip_model
     truth_cols = {"bias", "disease"} <= set(cohort.participants.columns)
