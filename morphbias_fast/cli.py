@@ -596,7 +596,8 @@ def bench_batchnorm_cmd(run_dir, weights, epochs, seed, json_path) -> None:
 
 @bench.command("variants")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--variant", type=click.Choice(list(bench_variants.VARIANTS)), required=True,
+@click.option("--variant", type=click.Choice([*bench_variants.VARIANTS, *bench_variants.DISCOVERY_VARIANTS]),
+              required=True,
               help="Which variant of the default strategy to train beside it (see `morphbias-fast bench variants "
                    "--help`).")
 def bench_variants_cmd(runs, variant) -> None:
@@ -607,7 +608,9 @@ def bench_variants_cmd(runs, variant) -> None:
     \b
     counterfactual_worst    the epoch kept by the worst discovered val group
     counterfactual_uniform  the generated copies weighted uniformly (the default before item 5)
-    counterfactual_transport  each copy is the case's own image moved to the new anatomy (for real scans)"""
+    counterfactual_transport  each copy is the case's own image moved to the new anatomy (for real scans)
+    paper_w{1,10}_{kmeans,confusion}  the paper's discovery with that mixture weight and start (into
+                            discover_VARIANT), then the paper's mitigation: the settings the paper leaves open"""
     bench_variants.run(list(runs), variant)
 
 

@@ -56,3 +56,13 @@ def test_run_with_the_papers_recipe_end_to_end(tmp_path):
     assert json.loads((out / "discover" / "summary.json").read_text())["method"] == "paper"
     assert [r["model"] for r in json.loads((out / "metrics.json").read_text())["rows"]] == [
         "biased", "mitigated", "unbiased"]
+    # The paper's unpublished mixture settings as a variant beside it (bench variants, issue 17): its own
+    # discovery folder with those settings, the paper's mitigation from it, and a row in the report.
+    res = CliRunner().invoke(main, ["bench", "variants", str(out), "--variant", "paper_w1_confusion"])
+    assert res.exit_code == 0, res.output[-3000:]
+    found = json.loads((out / "discover_paper_w1_confusion" / "summary.json").read_text())
+    assert found["method"] == "paper"
+    assert (found["config"]["mixture_weight"], found["config"]["mixture_init"]) == (1.0, "confusion")
+    assert (out / "mitigate_paper_w1_confusion" / "predictions.csv").exists()
+    rows = [r["model"] for r in json.loads((out / "metrics.json").read_text())["rows"]]
+    assert "paper_w1_confusion" in rows
