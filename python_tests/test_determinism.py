@@ -87,15 +87,18 @@ def test_unknown_cpu_build_is_a_clear_error():
         kernels.set_cpu_isa("sse9")
 
 
-def test_cpu_build_can_be_chosen_by_environment():
+def test_cpu_build_can_be_chosen_by_environment(tmp_path):
     import os
     import subprocess
     import sys
 
+    # Run outside the source tree: `python -c` puts the working directory first on sys.path, and the
+    # repository's morphbias_fast/ (without the compiled module) would shadow the installed package.
     code = "import morphbias_fast as m; print(m.build_info()['cpu_isa'])"
     env = dict(os.environ, MORPHBIAS_CPU_ISA="baseline")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "baseline"
     env["MORPHBIAS_CPU_ISA"] = "sse9"
-    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode != 0 and "MORPHBIAS_CPU_ISA=sse9" in bad.stderr
