@@ -119,12 +119,20 @@ TEST_P(CpuKernels, JacobianMatchesFiniteDifferences) {
 TEST_P(CpuKernels, ParamGradientIsBitwiseIndependentOfThreads) {
   const auto [D, interp] = GetParam();
   Problem p = make_problem(D, interp, 5000);
-  Cotangent cot;
-  cot.a = p.a.data();
-  std::vector<double> g1(p.params.size(), 0.0), g2(p.params.size(), 0.0);
-  hashgrid_param_grad(p.cfg, p.lv, kFloat64, cpu(1), p.n, p.x.data(), cot, g1.data());
-  hashgrid_param_grad(p.cfg, p.lv, kFloat64, cpu(4), p.n, p.x.data(), cot, g2.data());
-  EXPECT_EQ(std::memcmp(g1.data(), g2.data(), g1.size() * sizeof(double)), 0);
+  for (bool with_B : {false, true}) {
+    Cotangent cot;
+    cot.a = p.a.data();
+    if (with_B) cot.B = p.B.data();
+    std::vector<double> g1(p.params.size(), 0.0);
+    hashgrid_param_grad(p.cfg, p.lv, kFloat64, cpu(1), p.n, p.x.data(), cot, g1.data());
+    // 4 threads: levels spread over threads; 12 and 40 (5 levels): each level split into 3 and 8 entry
+    // ranges, one thread each.
+    for (int threads : {4, 12, 40}) {
+      std::vector<double> g2(p.params.size(), 0.0);
+      hashgrid_param_grad(p.cfg, p.lv, kFloat64, cpu(threads), p.n, p.x.data(), cot, g2.data());
+      EXPECT_EQ(std::memcmp(g1.data(), g2.data(), g1.size() * sizeof(double)), 0) << threads << " threads";
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllVariants, CpuKernels,

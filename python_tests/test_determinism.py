@@ -40,12 +40,13 @@ def test_same_threads_same_bits(problem):
         assert torch.equal(u, v)
 
 
-def test_thread_count_does_not_change_bits(problem):
+@pytest.mark.parametrize("threads", [2, 24])  # 24 threads over 8 levels: each level's gradient split in 3
+def test_thread_count_does_not_change_bits(problem, threads):
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
         a = run_all(*problem)
-        torch.set_num_threads(2)
+        torch.set_num_threads(threads)
         b = run_all(*problem)
     finally:
         torch.set_num_threads(before)

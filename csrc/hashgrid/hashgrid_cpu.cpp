@@ -113,8 +113,8 @@ struct Chunk {
   // computed in lanes with cot_matrix's and param_grad_scatter's operations, then added to grad (this
   // level's slice) point by point, corners in order, so every entry sums in the per-point code's order.
   // cot is the level's staged cotangent: rows k0.. of a [rows, F], B [rows, F, D], b [rows, F]; g [rows, D].
-  template <int F>
-  void scatter(const Cotangent& cot, int64_t k0, int m, T* grad) const {
+  template <int F, bool RANGED>
+  void scatter(const Cotangent& cot, int64_t k0, int m, T* grad, uint32_t e0, uint32_t e1) const {
     const T* ca = static_cast<const T*>(cot.a);
     const T* cB = static_cast<const T*>(cot.B);
     const T* cb = static_cast<const T*>(cot.b);
@@ -155,6 +155,7 @@ struct Chunk {
     for (int k = 0; k < m; ++k)
       MB_UNROLL
       for (int c = 0; c < kC; ++c) {
+        if (RANGED && (idx[c][k] < e0 || idx[c][k] >= e1)) continue;
         T* gp = grad + static_cast<int64_t>(idx[c][k]) * F;
         MB_UNROLL
         for (int f = 0; f < F; ++f) gp[f] += v[c][f][k];
@@ -505,11 +506,14 @@ void input_grad_impl(const HashGridConfig& c, const LevelTable& lv, Launch run, 
 
 // One level's points lo..hi-1 in order: the sum into each entry has a fixed order. The cotangent comes
 // staged level-major: cot points at this level's rows (a, b [rows, F], B [rows, F, D]) and at g's row lo.
-template <typename T, int D, int F, bool DERIV>
+// With RANGED only the entries in [e0, e1) of the level receive their contributions (param_grad_impl splits
+// a level between threads that way); each entry still sums its points in order.
+template <typename T, int D, int F, bool DERIV, bool RANGED>
 void param_grad_level_range(const HashGridConfig& c, const LevelTable& lv, int l, int64_t lo, int64_t hi,
-                            const T* x, Cotangent cot, T* grad) {
+                            const T* x, Cotangent cot, T* grad, uint32_t e0, uint32_t e1) {
   T* table = grad + lv.offset[l] * F;
-  auto add = [table](int64_t entry, const T* v) {
+  auto add = [table, e0, e1](int64_t entry, const T* v) {
+    if (RANGED && (entry < e0 || entry >= e1)) return;
     T* gp = table + entry * F;
     MB_UNROLL
     for (int f = 0; f < F; ++f) gp[f] += v[f];
@@ -517,7 +521,7 @@ void param_grad_level_range(const HashGridConfig& c, const LevelTable& lv, int l
 #if defined(MB_LANES)
   if (DERIV) {  // the corner values in lanes, then added point by point in param_grad_scatter's order
     for_each_chunk<T, D, F, DERIV>(c, lv, l, lo, hi, x, table, [&](int64_t i0, int m, const Chunk<T, D, DERIV>& ch) {
-      ch.template scatter<F>(cot, i0 - lo, m, table);
+      ch.template scatter<F, RANGED>(cot, i0 - lo, m, table, e0, e1);
     });
     return;
   }
@@ -556,7 +560,11 @@ void param_grad_impl(const HashGridConfig& c, const LevelTable& lv, Launch run, 
   T* const sB = sa + na;
   T* const sb = sB + nB;
   // Levels own disjoint parameter ranges, so giving each level of a block to one thread needs no atomics,
-  // and each entry receives its points' contributions in point order whatever the thread count.
+  // and each entry receives its points' contributions in point order whatever the thread count. With more
+  // threads than levels, each level's entries are split into `parts` contiguous ranges, one thread each:
+  // every part locates all of the level's points (the locating is repeated, the additions are not), and an
+  // entry still sums its points in order, so the bits do not depend on the split.
+  const int parts = run.num_threads > L ? (run.num_threads + L - 1) / L : 1;
 #pragma omp parallel num_threads(run.num_threads)
   for (int64_t blk = 0; blk < n_blocks; ++blk) {
     const int64_t lo = blk * block, hi = std::min(n, lo + block), rows = hi - lo;
@@ -569,14 +577,22 @@ void param_grad_impl(const HashGridConfig& c, const LevelTable& lv, Launch run, 
       if (cot.b) stage(static_cast<const T*>(cot.b), lo, k0, k1, rows, L, F, sb);
     }
 #pragma omp for schedule(dynamic, 1)
-    for (int l = 0; l < L; ++l) {
+    for (int item = 0; item < L * parts; ++item) {
+      const int l = item / parts, p = item % parts;
       Cotangent staged;
       staged.a = cot.a ? sa + l * rows * F : nullptr;
       staged.B = cot.B ? sB + l * rows * F * D : nullptr;
       staged.b = cot.b ? sb + l * rows * F : nullptr;
       staged.g = cot.g ? static_cast<const T*>(cot.g) + lo * D : nullptr;
-      if (deriv) param_grad_level_range<T, D, F, true>(c, lv, l, lo, hi, x, staged, grad);
-      else param_grad_level_range<T, D, F, false>(c, lv, l, lo, hi, x, staged, grad);
+      const uint64_t size = lv.size[l];
+      const uint32_t e0 = static_cast<uint32_t>(size * p / parts), e1 = static_cast<uint32_t>(size * (p + 1) / parts);
+      if (parts == 1) {
+        if (deriv) param_grad_level_range<T, D, F, true, false>(c, lv, l, lo, hi, x, staged, grad, 0, 0);
+        else param_grad_level_range<T, D, F, false, false>(c, lv, l, lo, hi, x, staged, grad, 0, 0);
+      } else {
+        if (deriv) param_grad_level_range<T, D, F, true, true>(c, lv, l, lo, hi, x, staged, grad, e0, e1);
+        else param_grad_level_range<T, D, F, false, true>(c, lv, l, lo, hi, x, staged, grad, e0, e1);
+      }
     }
   }
 }
