@@ -65,12 +65,11 @@ DISCOVERY_VARIANTS = {f"paper_w{w}_{init}": (float(w), init) for w in (1, 10) fo
 def _train(r: RunFolder, variant: str, seed: int, cohort: Path) -> None:
     if variant in DISCOVERY_VARIANTS:
         weight, init = DISCOVERY_VARIANTS[variant]
-        found = r.root / f"discover_{variant}"
-        if not (found / "summary.json").exists():
-            discover.run(r, discover.Config(method="paper", out=found, seed=seed, cohort=cohort,
+        found = RunFolder(r.root, discover_dir=r.root / f"discover_{variant}")
+        if not found.discover.summary.exists():
+            discover.run(r, discover.Config(method="paper", out=found.discover.path, seed=seed, cohort=cohort,
                                             mixture_weight=weight, mixture_init=init))
-        mitigate.run(RunFolder(r.root, discover_dir=found),
-                     mitigate.Config(strategy="paper", seed=seed, cohort=cohort, out=r.root / f"mitigate_{variant}"))
+        mitigate.run(found, mitigate.Config(strategy="paper", seed=seed, cohort=cohort, out=r.mitigate(variant).path))
     else:
         mitigate.run(r, mitigate.Config(strategy=variant, seed=seed, cohort=cohort))
 
