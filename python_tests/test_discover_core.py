@@ -50,7 +50,8 @@ def test_confusion_start_by_hand():
                                torch.tensor([0.2, 0.7], dtype=torch.float64), torch.Generator().manual_seed(0))
     row0 = np.array([0.8, 0.2, 0, 0, 0.8, 0.2, 0]) / 2.0
     row1 = np.array([0, 0, 0.3, 0.7, 0, 0, 0.3]) / 1.3
-    np.testing.assert_allclose(resp.numpy(), np.stack([row0, row1]), rtol=0, atol=1e-15)  # float64 rounding
+    # entries <= 1 made by one product and one division in float64 on each side: a few ulps of 1 (2.2e-16)
+    np.testing.assert_allclose(resp.numpy(), np.stack([row0, row1]), rtol=0, atol=1e-15)
 
 
 def test_confusion_start_separates_error_only_groups():

@@ -2,7 +2,6 @@
 // Compiled once per instruction set (cpu_isa.h), into namespace MB_CPU_NS.
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
 
 #include "common/dispatch.h"
 #include "hashgrid/cpu_isa.h"
@@ -228,45 +227,19 @@ struct Chunk {
   }
 
  private:
-  // pos_fma over the lanes. With FMA in the instruction set fmaf is one instruction and vectorises; without
-  // it, pos_fma's float64 route (exact for |scale * x| >= 2^-6) runs on every lane and the rare lanes below
-  // that take fmaf itself, as pos_fma does.
+  // pos_fma over the lanes: this build has FMA (MB_LANES), where fmaf is one instruction and exactly the
+  // value pos_fma's baseline emulation computes; float64 takes pos_fma's own fma.
   static void positions(float scale, const float* x, float* p) {
-#if defined(__FMA__)
     for (int k = 0; k < kChunk; ++k) p[k] = std::fma(scale, x[k], 0.5f);
-#else
-    bool small = false;
-    for (int k = 0; k < kChunk; ++k) {
-      const double prod = static_cast<double>(scale) * static_cast<double>(x[k]);
-      p[k] = static_cast<float>(prod + 0.5);
-      small |= (prod < 0.015625) & (prod > -0.015625);
-    }
-    if (small)
-      for (int k = 0; k < kChunk; ++k) p[k] = pos_fma(scale, x[k]);
-#endif
   }
   static void positions(float scale, const double* x, double* p) {
     for (int k = 0; k < kChunk; ++k) p[k] = pos_fma(scale, x[k]);
   }
 
-  // floor_t over the lanes, written as clamps and selects so that it vectorises (with -fno-trapping-math;
-  // see CMakeLists.txt): the truncation runs on a value clamped into range (NaN clamps to the bound), and
-  // values at or beyond 2^23 (2^52 for float64), already integers, or NaN, pass through as floor_t's do.
-  // floor is exact, so any correct route gives floor_t's bits.
+  // floor_t over the lanes: AVX2 implies SSE4.1's rounding instruction, and floor is exact, so std::floor
+  // gives floor_t's bits (values already integral, infinite or NaN included).
   static void floors(const T* v, T* out) {
-    using I = typename std::conditional<sizeof(T) == 4, int32_t, int64_t>::type;
-    constexpr T big = sizeof(T) == 4 ? T(8388608.0) : T(4503599627370496.0);
-#if defined(__SSE4_1__)  // a rounding instruction exists: floor is one instruction per vector
     for (int k = 0; k < kChunk; ++k) out[k] = std::floor(v[k]);
-    return;
-#endif
-    for (int k = 0; k < kChunk; ++k) {
-      const bool inside = (v[k] > -big) & (v[k] < big);  // & not &&: no branch
-      const T vc = std::max(-big, std::min(big, v[k]));
-      const T t = static_cast<T>(static_cast<I>(vc));
-      const T f = t - (t > vc ? T(1) : T(0));  // the subtraction unconditional, the choice a select
-      out[k] = inside ? f : v[k];
-    }
   }
 
   // to_int32 of the floored lanes: saturating at the int32 range, NaN -> 0, as the GPU's conversion. The
