@@ -18,11 +18,20 @@ The thresholds, and why:
 - a discovery whose subgroups are tiny (fewer than max(TINY_MIN, TINY_SHARE of the split): too few to weight or
   augment from) or whose discovered side is the label itself (side and label agree on >= PURE_SHARE or
   <= 1 - PURE_SHARE of a split: no hidden attribute was found, only the label again).
+- a discovered split that does not explain the classifier's held-out errors: on val (the classifier never
+  trained on it; its train predictions are near perfect and say nothing), the errors should fall on the side
+  the shortcut works against: missed disease on the S_NB side, false alarms on the S_B side. Per label, a
+  one-sided Fisher exact test of "more errors on the disfavoured side", the two p-values combined by Fisher's
+  method; the gate fires when the combined p is above SPLIT_ALPHA = 0.01, fixed before it was measured (a
+  conventional level, not tuned). The shortcut discovery also reads the val logits to choose its direction,
+  so p is optimistic; it is a floor for a split that works, and a split that does not (bias cohort 0.9, fresh
+  seed 13: detection precision 0.08) gives no evidence at all.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 STRICT_EXIT = 3
 SCALE_RATIO = 10.0
@@ -31,6 +40,7 @@ COLLAPSE_SHARE = 0.95
 ACC_DROP = 0.05
 TINY_MIN, TINY_SHARE = 10, 0.02
 PURE_SHARE = 0.98
+SPLIT_ALPHA = 0.01
 
 
 def registration(metrics: dict) -> list[str]:
@@ -96,6 +106,38 @@ def discovery(frame: pd.DataFrame) -> list[str]:
                 out.append(f"the discovered side is the label itself on {split} (they agree on {100 * agree:.0f}% "
                            f"of cases): no hidden attribute was found")
     return out
+
+
+def split_errors(frame: pd.DataFrame) -> dict | None:
+    """The held-out check of a discovered split, from discovery's per-subject frame (split, role, y_true,
+    y_pred): per label, the val error rate on the side the shortcut works against ("disfavoured") and on the
+    other, the one-sided Fisher p of each and their combination. None when val has no sided subjects of both
+    sides in some label (nothing to test)."""
+    f = frame[(frame.split == "val") & frame.role.isin(["S_B", "S_NB"])]
+    out, pvals = {}, []
+    for label, name, against in ((1, "disease", "S_NB"), (0, "no_disease", "S_B")):
+        c = f[f.y_true == label]
+        wrong = (c.y_pred != label).to_numpy()
+        dis = (c.role == against).to_numpy()
+        if dis.all() or not dis.any():
+            return None
+        table = [[int(wrong[dis].sum()), int((~wrong[dis]).sum())], [int(wrong[~dis].sum()), int((~wrong[~dis]).sum())]]
+        p = float(stats.fisher_exact(table, alternative="greater").pvalue)
+        out[name] = {"error_disfavoured": float(wrong[dis].mean()), "error_favoured": float(wrong[~dis].mean()),
+                     "n_disfavoured": int(dis.sum()), "n_favoured": int((~dis).sum()), "p": p}
+        pvals.append(p)
+    out["p"] = float(stats.combine_pvalues(pvals, method="fisher").pvalue)
+    return out
+
+
+def split_check(check: dict | None) -> list[str]:
+    if check is None or check["p"] <= SPLIT_ALPHA:
+        return []
+    d, n = check["disease"], check["no_disease"]
+    return [f"the discovered split does not explain the classifier's val errors (p = {check['p']:.2g}): missed "
+            f"disease {100 * d['error_disfavoured']:.0f}% on the S_NB side vs {100 * d['error_favoured']:.0f}%, "
+            f"false alarms {100 * n['error_disfavoured']:.0f}% on the S_B side vs {100 * n['error_favoured']:.0f}%; "
+            f"the split is probably not the shortcut, and mitigation built on it may not help"]
 
 
 def say_all(warnings: list[str]) -> str:

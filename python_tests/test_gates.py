@@ -52,6 +52,58 @@ def test_discovery_gates():
     assert any("tiny discovered subgroups" in f for f in gates.discovery(_frame(side, y)))
 
 
+def _val_frame(side, y, y_pred):
+    return pd.DataFrame({"split": "val", "role": np.where(np.asarray(side) == 1, "S_B", "S_NB"),
+                         "y_true": y, "y_pred": y_pred})
+
+
+def test_split_check_fires_when_the_split_does_not_explain_val_errors():
+    rng = np.random.default_rng(1)
+    n = 500
+    y = rng.integers(0, 2, n)
+    side = rng.integers(0, 2, n)
+    # A shortcut split: the classifier follows the side, so it misses disease on S_NB (40%) and raises false
+    # alarms on S_B (40%), against 5% elsewhere.
+    disfavoured = ((y == 1) & (side == 0)) | ((y == 0) & (side == 1))
+    wrong = rng.random(n) < np.where(disfavoured, 0.4, 0.05)
+    check = gates.split_errors(_val_frame(side, y, np.where(wrong, 1 - y, y)))
+    assert check["p"] < 1e-6 and gates.split_check(check) == []
+    assert check["disease"]["error_disfavoured"] > check["disease"]["error_favoured"]
+    # The same errors, but a split drawn independently of them: no evidence, and the gate fires.
+    other = rng.integers(0, 2, n)
+    check = gates.split_errors(_val_frame(other, y, np.where(wrong, 1 - y, y)))
+    assert check["p"] > gates.SPLIT_ALPHA and "does not explain" in gates.split_check(check)[0]
+    # Errors on the favoured side only (the split points the wrong way): one-sided, so it fires too.
+    wrong = rng.random(n) < np.where(disfavoured, 0.02, 0.3)
+    assert gates.split_check(gates.split_errors(_val_frame(side, y, np.where(wrong, 1 - y, y))))
+    # Only train rows, or one side empty within a label: nothing to test.
+    assert gates.split_errors(_val_frame(side, y, y).assign(split="train")) is None
+    assert gates.split_errors(_val_frame(np.ones(n, int), y, y)) is None
+
+
+def test_split_check_p_values_against_the_hypergeometric_sum():
+    # Independent oracle: the one-sided Fisher p is P(X >= a) for X hypergeometric (population = all cases of a
+    # label, successes = its errors, draws = the disfavoured side); and Fisher's method with two p-values has
+    # the closed form q (1 - ln q) with q = p1 p2 (chi-square with 4 degrees of freedom).
+    from math import comb, log
+    # disease: 6 of 10 disfavoured wrong, 2 of 20 favoured wrong; no disease: 3 of 12 vs 1 of 15.
+    rows = []
+    for label, against, (a, n_a, b, n_b) in ((1, 0, (6, 10, 2, 20)), (0, 1, (3, 12, 1, 15))):
+        for side, k, m in ((against, a, n_a), (1 - against, b, n_b)):
+            rows += [(side, label, 1 - label)] * k + [(side, label, label)] * (m - k)
+    side, y, pred = map(np.array, zip(*rows))
+    check = gates.split_errors(_val_frame(side, y, pred))
+
+    def tail(a, n_a, b, n_b):
+        errors, total = a + b, n_a + n_b
+        return sum(comb(errors, x) * comb(total - errors, n_a - x) for x in range(a, min(errors, n_a) + 1)) / comb(total, n_a)
+
+    p1, p2 = tail(6, 10, 2, 20), tail(3, 12, 1, 15)
+    assert np.isclose(check["disease"]["p"], p1, rtol=1e-12) and np.isclose(check["no_disease"]["p"], p2, rtol=1e-12)
+    q = p1 * p2
+    assert np.isclose(check["p"], q * (1 - log(q)), rtol=1e-9)  # 1e-9: scipy's chi2 survival function, not exact
+
+
 def test_strict_turns_a_warning_into_exit_status_3(monkeypatch, tmp_path):
     preds = _preds(np.tile([0, 1], 10), np.ones(20, int))
 

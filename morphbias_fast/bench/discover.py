@@ -1,6 +1,6 @@
 """Detection benchmark: precision / recall / AMI of the re-balanced set on finished runs, for every feature
 kind and method over several discovery seeds, and the seconds discovery takes (`morphbias-fast bench
-discover`). Each run needs its synthetic cohort (the truth), the classify and the register stage."""
+discover`), with the held-out split check (gates.split_errors: its p and whether it fired). Each run needs its synthetic cohort (the truth), the classify and the register stage."""
 from __future__ import annotations
 
 import os
@@ -20,14 +20,16 @@ def _row(run: RunFolder, feats: str, method: str, seed: int, split: str, s: dict
             "method": method, "seed": seed, "split": split, "precision": v.get("precision"),
             "recall": v.get("recall"), "ami": v.get("ami"), "selected": v["selected"], "n": v["n"],
             "discover_seconds": v["seconds"], "feature_seconds": v["feature_seconds"], "wall_seconds": wall,
-            "backend": s["backend"]}
+            "backend": s["backend"], "split_check_p": (s.get("split_check") or {}).get("p"),
+            "split_check_fired": any("does not explain" in w for w in s.get("warnings", []))}
 
 
 def format_row(r: dict) -> str:
     precision = r["precision"] if r["precision"] is None else round(r["precision"], 3)
     return (f"{Path(r['run']).name:12s} {r['features']:9s} {r['method']:8s} seed {r['seed']} {r['split']:5s} "
             f"precision {precision} recall {r['recall']:.3f} AMI {r['ami']:.3f} selected {r['selected']:4d} "
-            f"[{r['discover_seconds']:.1f} s + features {r['feature_seconds']:.1f} s]")
+            f"[{r['discover_seconds']:.1f} s + features {r['feature_seconds']:.1f} s]"
+            + (" SPLIT CHECK FIRED" if r["split_check_fired"] else ""))
 
 
 def run(runs: list[Path], seeds: int, features: list[str], methods: list[str], echo=print) -> dict:

@@ -197,7 +197,9 @@ def run(run: RunFolder, cfg: Config) -> Result:
         summary["splits"][split] = {**describe(frame, truth), "seconds": res["seconds"],
                                     "feature_seconds": d.feature_seconds}
         frames.append(frame)
-    summary["warnings"] = gates.discovery(pd.concat(frames))
+    everyone = pd.concat(frames)
+    summary["split_check"] = gates.split_errors(everyone)
+    summary["warnings"] = gates.discovery(everyone) + gates.split_check(summary["split_check"])
     frames = [f.drop(columns=["y_true", "y_pred"]) for f in frames]
     files.path.mkdir(parents=True, exist_ok=True)
     with atomic_path(files.subgroups) as tmp:
