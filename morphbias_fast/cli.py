@@ -213,11 +213,12 @@ def classify_cmd(run_dir, cohort_dir, label_column, epochs, batch_size, lr, seed
               help="hashgrid: our hash-grid encoder + FiLM MLP; siren: the paper's SIREN 4x256 with FiLM.  "
                    "[default: the recipe's]")
 @click.option("--time-budget", type=float, default=240.0, show_default=True,
-              help="Wall-clock seconds for the stage; a quarter goes to fitting val/test latents.")
+              help="Wall-clock seconds for the stage; the last quarter goes to fitting every subject's latent.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Training steps (reproducible; the time budget still caps the run unless --time-budget 0).")
-@click.option("--fit-steps", type=click.IntRange(min=0), default=300, show_default=True,
-              help="Latent-fitting steps for val/test subjects (cut short by the time budget).")
+@click.option("--fit-steps", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Latent-fitting steps (every subject, the network frozen; the learning rate decays to 0 over "
+                   "them). With a time budget, as many as fit in its last quarter, at most this many.")
 @click.option("--batch-subjects", type=click.IntRange(min=1), default=None,
               help="Subjects per training step.  [default: the recipe's: 32 ours, 1 paper]")
 @click.option("--points", type=click.IntRange(min=1), default=None,
@@ -237,7 +238,8 @@ def register_cmd(run_dir, cohort_dir, recipe, arch, time_budget, steps, fit_step
                  similarity, seed, device, atlas, resume, overwrite, strict) -> None:
     """Register every image of COHORT_DIR to its atlas with one generalizable INR and a latent per subject.
 
-    Trains on the train split, then fits latents of val/test subjects with the network frozen. Writes
+    Trains on the train split, then fits every subject's latent (train, val and test alike) with the network
+    frozen. Writes
     RUN_DIR/register/latents.npz (participant_id, split, z), model.pt and metrics.json (per split: image MSE,
     endpoint error against the true displacement when the cohort has it, folded voxels, seconds, steps).
     A checkpoint is written every two minutes and on Ctrl-C; --resume continues from it.

@@ -16,6 +16,7 @@ from morphbias_fast.data.fields import read_grid
 from morphbias_fast.data.synth import SynthConfig, synthesize
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.register import INRConfig, build_model, det_identity_plus
+from morphbias_fast.register.train import fit_horizon as train_fit_horizon
 from morphbias_fast.runfolder import RunFolder
 
 
@@ -68,6 +69,35 @@ def test_stage_outputs(cohort, tmp_path):
         assert s["epe_mm"] >= 0 and s["true_displacement_mm"] > 0 and 0 <= s["folded_fraction_max"] <= 1
     assert m["train"]["steps"] == 30 and m["fit"]["steps"] == 8
     assert not (tmp_path / "register" / "train_state.pt").exists()
+
+
+def test_every_latent_is_fitted_and_the_paper_keeps_its_training_ones(cohort, tmp_path, monkeypatch):
+    """Ours fits every subject to the frozen network (train too); the paper's recipe fits val and test only.
+    Seen from what fit_latents is handed: the rows it fits and its start, the mean training latent."""
+    from morphbias_fast.register import stage, train
+
+    seen = []
+    real = train.fit_latents
+
+    def spy(model, imgs, subjects, cfg, *a, **k):
+        seen.append((cfg.recipe, imgs.images.shape[0], len(subjects)))
+        return real(model, imgs, subjects, cfg, *a, **k)
+
+    monkeypatch.setattr(stage, "fit_latents", spy)
+    run_register(cohort, tmp_path / "ours", INRConfig(**TINY))
+    paper = INRConfig.paper(**{**TINY, "steps": 3, "fit_steps": 2, "points": 64, "latent_dim": 8})
+    run_register(cohort, tmp_path / "paper", paper)
+    assert seen == [("ours", 16, 16), ("paper", 8, 8)]  # 8 train, 4 val, 4 test
+
+
+def test_fit_plans_its_steps_to_the_time_left():
+    cfg = INRConfig(**TINY)  # fit_steps 8
+    assert train_fit_horizon(cfg, 1.0, None) == 8          # no deadline: all of them
+    assert train_fit_horizon(cfg, 1.0, 4.0) == 2 + 3       # two taken, then 0.95 * 4 s at 1 s a step
+    assert train_fit_horizon(cfg, 0.01, 100.0) == 8        # never more than asked
+    assert train_fit_horizon(cfg, 1.0, -5.0) == 2          # past the deadline: the two already taken
+    with pytest.raises(MorphbiasError, match="--fit-steps"):
+        INRConfig(**{**TINY, "fit_steps": 0})
 
 
 def test_decode_writes_a_field_simpleitk_applies(cohort, tmp_path):

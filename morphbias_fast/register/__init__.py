@@ -5,7 +5,7 @@ model.py        the hash-grid and SIREN networks u(x, z) with forward-mode du/dx
 images.py       images and atlas as tensors; the voxel sampler and the paper's N(0, 0.4) coordinates
 loss.py         similarity + displacement + latent + Jacobian-determinant terms
 distributed.py  torchrun sharding (subject i on rank i % world)
-train.py        training and latent fitting of new subjects
+train.py        training, then fitting latents with the network frozen (every subject; the paper: val/test)
 decode.py       Decoder: latent -> field -> warped atlas (register, decode, mitigate); the `decode` command
 quality.py      per-split image error, endpoint error, folds
 stage.py        the `register` stage (Config, run, Result)

@@ -22,14 +22,14 @@ class INRConfig:
     steps: int | None = None          # training steps (None: until the time budget)
     time_budget: float | None = 240.0  # seconds for the whole stage; latent fitting gets fit_share of it
     fit_share: float = 0.25
-    fit_steps: int = 300               # latent-fitting steps for new subjects (cut short by the budget)
+    fit_steps: int = 300               # latent-fitting steps, every subject (planned to fit the budget)
     batch_subjects: int = 32
     points: int = 256                  # 256 beat 1024 per subject at equal time: 4x the steps (bench/RESULTS.md)
     lr_encoding: float = 1e-2
     lr_network: float = 5e-3           # hash-grid MLP, FiLM and output layers
     lr_siren: float = 1e-4             # SIREN's network (the paper's 1e-5 barely moves in a 300 s budget)
     lr_latent: float = 1e-2
-    lr_fit: float = 5e-2               # latent fitting of new subjects (starts from the mean training latent)
+    lr_fit: float = 5e-2               # latent fitting, decayed to 0 (starts from the mean training latent)
     alpha: float = 1e-5                # mean |u| (voxels); larger values shrink the fields (bench/RESULTS.md)
     beta: float = 1e-4                 # mean z^2
     gamma: float = 1e-3                # mean |log det(I + du/dx)|
@@ -73,6 +73,8 @@ class INRConfig:
             raise MorphbiasError(f"--similarity must be auto, mse, ncc or lncc, got {self.similarity!r}")
         if self.steps is None and self.time_budget is None:
             raise MorphbiasError("give --steps or --time-budget")
+        if self.fit_steps < 1:
+            raise MorphbiasError(f"--fit-steps must be at least 1 (every latent comes from the fit), got {self.fit_steps}")
         if self.steps is not None and self.steps < 1:
             raise MorphbiasError(f"--steps must be at least 1, got {self.steps}")
         if self.time_budget is not None and self.time_budget <= 0:
