@@ -6,7 +6,9 @@ latent fit? Run on a finished register stage of a cohort with true fields (bench
 On the first N test subjects (and N train subjects for the refit), one thread:
 - lncc (the training loss, at every brain voxel) of the unwarped atlas, the stored fields and the true fields;
 - the network's reach: latents fitted to the true fields directly (frozen network), their EPE and lncc;
-- latent fits under the training loss from the mean training latent, by schedule, steps, rate, points, eps.
+- latent fits under the training loss from the mean training latent, by schedule, steps, rate, points, eps,
+  and without the Jacobian terms (gamma = fold_weight = 0), each with its folded subjects;
+- the seconds of one fit step (128 subjects, two threads) with and without the Jacobian terms.
 """
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ from morphbias_fast.runfolder import RunFolder
 FITS = [dict(sched="const"), dict(sched="cos"), dict(sched="cos", steps=50), dict(sched="cos", steps=100),
         dict(sched="cos", steps=150), dict(sched="cos", steps=1000), dict(sched="cos", lr=0.01),
         dict(sched="cos", lr=0.1), dict(sched="cos", points=512), dict(sched="cos", points=64, steps=150),
-        dict(sched="cos", eps=1e-4), dict(sched="cos", eps=1e-4, split="train")]
+        dict(sched="cos", eps=1e-4), dict(sched="cos", eps=1e-4, split="train"),
+        dict(sched="cos", eps=1e-4, jacobian=False), dict(sched="cos", eps=1e-4, jacobian=False, split="train")]
 
 
 class Case:
@@ -51,6 +54,7 @@ class Case:
         self.subjects = torch.as_tensor([cohort_ids.index(ids[i]) for i in rows])
         self.truth = np.stack([fields.from_itk(sitk.ReadImage(str(self.cohort.displacement_path(ids[i])),
                                                               sitk.sitkVectorFloat64)) for i in rows])
+        self.grid = fields.read_grid(self.cohort.atlas_path)
         self.spacing = np.sqrt((aff[:3, :atlas.ndim] ** 2).sum(0)).reshape(-1, *[1] * atlas.ndim)
 
     def epe(self, u: np.ndarray) -> float:
@@ -91,10 +95,11 @@ def supervised(case: Case, steps: int = 1500) -> torch.Tensor:
     return z.detach()
 
 
-def fit(case: Case, sched="cos", steps=300, lr=5e-2, points=128, eps=1e-8, similarity="lncc", **_) -> torch.Tensor:
+def fit(case: Case, sched="cos", steps=300, lr=5e-2, points=128, eps=1e-8, similarity="lncc", jacobian=True,
+        **_) -> torch.Tensor:
     """The register stage's latent fit (loss.py's loss, `points` voxels per subject and step, Adam from the mean
     training latent) with the given schedule: const, or cos (half cosine to 0 over `steps`)."""
-    cfg = INRConfig(similarity=similarity, points=2 * points)
+    cfg = INRConfig(similarity=similarity, points=2 * points, **({} if jacobian else dict(gamma=0.0, fold_weight=0.0)))
     z = torch.nn.Parameter(case.mean_train.expand(len(case.subjects), -1).clone())
     opt = torch.optim.Adam([z], lr=lr, eps=eps)
     for s in range(steps):
@@ -131,10 +136,23 @@ def main() -> None:
         t0 = time.perf_counter()
         z = fit(case, similarity=args.similarity, **spec)
         u = case.fields(z)
+        folded = [fields.folded_fraction(fields.to_itk(uk, case.grid), case.mask) for uk in u]
         row = {**spec, "split": split, "epe": case.epe(u), "stored_epe": case.epe(case.fields(case.stored)),
+               "subjects_over_0.1pct_folded": int(np.sum(np.array(folded) > 1e-3)), "folded_max": float(max(folded)),
                "lncc": float(case.lncc(u).mean()), "seconds": time.perf_counter() - t0}
         out["fits"].append(row)
         print(json.dumps(row), flush=True)
+    torch.set_num_threads(2)
+    out["step_seconds_128_subjects"] = {}
+    for jac in (True, False):
+        cfg = INRConfig(similarity=args.similarity, **({} if jac else dict(gamma=0.0, fold_weight=0.0)))
+        z = torch.nn.Parameter(test.mean_train.expand(128, -1).clone())
+        subjects = torch.arange(128)
+        flat = draw_points(test.imgs, 128, cfg, step_generator(0, 0, 1), cfg.points // 2)
+        t0 = time.perf_counter()
+        for _ in range(5):
+            loss_terms(test.dec.model, test.imgs, z, subjects, flat, cfg)["total"].backward()
+        out["step_seconds_128_subjects"]["with_jacobian" if jac else "without_jacobian"] = (time.perf_counter() - t0) / 5
     with open(args.json, "w") as f:
         json.dump(out, f, indent=1)
 
