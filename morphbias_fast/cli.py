@@ -73,8 +73,9 @@ def strict_option(f):
                         help=f"Exit with status {gates.STRICT_EXIT} when a quality gate fires: registration no better "
                              "than identity, a classifier collapsed to one class or (retrained) more than "
                              f"{gates.ACC_DROP} balanced accuracy below the biased one, discovered subgroups under "
-                             f"max({gates.TINY_MIN}, {gates.TINY_SHARE:.0%} of the split) or a discovered side that "
-                             "is the label itself (thresholds explained in morphbias_fast/gates.py).")(f)
+                             f"max({gates.TINY_MIN}, {gates.TINY_SHARE:.0%} of the split), a discovered side that "
+                             "is the label itself, or a discovered split that does not explain the classifier's val "
+                             f"errors (p > {gates.SPLIT_ALPHA}) (thresholds explained in morphbias_fast/gates.py).")(f)
 
 
 def finish(summary: str, warnings, strict: bool) -> None:
