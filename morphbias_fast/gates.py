@@ -17,7 +17,8 @@ The thresholds, and why:
   apples with oranges; `prepare` normalises, and lncc does not care).
 - a discovery whose subgroups are tiny (fewer than max(TINY_MIN, TINY_SHARE of the split): too few to weight or
   augment from) or whose discovered side is the label itself (side and label agree on >= PURE_SHARE or
-  <= 1 - PURE_SHARE of a split: no hidden attribute was found, only the label again).
+  <= 1 - PURE_SHARE of a split: no hidden attribute was found, only the label again), or that puts every case
+  of a label on one side (nothing was found within that label).
 - a discovered split that does not explain the classifier's held-out errors: on val (the classifier never
   trained on it; its train predictions are near perfect and say nothing), the errors should fall on the side
   the shortcut works against: missed disease on the S_NB side, false alarms on the S_B side. Per label, a
@@ -105,6 +106,10 @@ def discovery(frame: pd.DataFrame) -> list[str]:
             if agree >= PURE_SHARE or agree <= 1 - PURE_SHARE:
                 out.append(f"the discovered side is the label itself on {split} (they agree on {100 * agree:.0f}% "
                            f"of cases): no hidden attribute was found")
+            one_sided = [str(c) for c, g in sided.groupby("y_true") if g.role.nunique() < 2]
+            if one_sided:
+                out.append(f"the discovered split puts every case of label {', '.join(one_sided)} on one side on "
+                           f"{split}: no hidden attribute was found there")
     return out
 
 

@@ -284,3 +284,19 @@ def test_bench_probe_finds_a_planted_bias_and_nothing_in_noise(run_dir, tmp_path
     row = probe.run([noise_run], ["inr"], echo=lambda *a: None)["rows"][0]
     # 300 training subjects: the AUC of a featureless probe is 0.5 with a standard error of about 0.035
     assert abs(row["bias_auc"] - 0.5) < 0.12
+
+
+def test_a_one_sided_mixture_is_not_refined(monkeypatch):
+    """When the two-mode mixture puts every subject on one side (seen on a 3-step registration of a tiny
+    prepared cohort, whose latents barely differ), self-training has no second class to learn: discovery keeps
+    the score instead of failing in the logistic regression, and the gates then report the one-sided split."""
+    from morphbias_fast import gates
+    from morphbias_fast.discover import shortcut
+
+    rng = np.random.default_rng(0)
+    feats, y = rng.normal(size=(120, 6)), np.tile([0, 1], 60)
+    monkeypatch.setattr(shortcut, "_two_modes", lambda s, seed: (np.ones(len(s)), 0.0))
+    res = shortcut.shortcut_discovery(feats, y, rng.uniform(0.2, 0.8, 120), get_backend("sklearn"))
+    assert (res["role"] == "S_B").all() and not res["selected"][y == 1].any()
+    frame = pd.DataFrame({"split": "train", "subgroup": res["subgroup"], "role": res["role"], "y_true": y})
+    assert any("on one side" in w for w in gates.discovery(frame))

@@ -89,7 +89,10 @@ def _refined_split(score, X, Xfit, cfg: ShortcutConfig, backend: Backend, rs: in
     """Two modes of `score`, then cfg.refine rounds of self-training (step 3)."""
     post, sep = _two_modes(score, rs)
     for _ in range(cfg.refine):
-        score = backend.logistic_scores(Xfit, post > 0.5, cfg.C, X)
+        side = post > 0.5
+        if side.all() or not side.any():  # no split to learn (features that barely differ): keep the score
+            break
+        score = backend.logistic_scores(Xfit, side, cfg.C, X)
         score = score / score.std().clip(1e-12)
         post, sep = _two_modes(score, rs)
     return {"score": score, "posterior": post, "separation": sep}
