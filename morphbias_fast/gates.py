@@ -126,7 +126,8 @@ def split_errors(frame: pd.DataFrame) -> dict | None:
         dis = (c.role == against).to_numpy()
         if dis.all() or not dis.any():
             return None
-        table = [[int(wrong[dis].sum()), int((~wrong[dis]).sum())], [int(wrong[~dis].sum()), int((~wrong[~dis]).sum())]]
+        table = [[int(wrong[dis].sum()), int((~wrong[dis]).sum())],
+                 [int(wrong[~dis].sum()), int((~wrong[~dis]).sum())]]
         p = float(stats.fisher_exact(table, alternative="greater").pvalue)
         out[name] = {"error_disfavoured": float(wrong[dis].mean()), "error_favoured": float(wrong[~dis].mean()),
                      "n_disfavoured": int(dis.sum()), "n_favoured": int((~dis).sum()), "p": p}

@@ -73,7 +73,7 @@ def test_stage_outputs(cohort, tmp_path):
 
 def test_every_latent_is_fitted_and_the_paper_keeps_its_training_ones(cohort, tmp_path, monkeypatch):
     """Ours fits every subject to the frozen network (train too); the paper's recipe fits val and test only.
-    Seen from what fit_latents is handed: the rows it fits and its start, the mean training latent."""
+    Seen from what fit_latents is handed: the images it fits and the subjects among them."""
     from morphbias_fast.register import stage, train
 
     seen = []

@@ -1,6 +1,7 @@
 """Detection benchmark: precision / recall / AMI of the re-balanced set on finished runs, for every feature
 kind and method over several discovery seeds, and the seconds discovery takes (`morphbias-fast bench
-discover`), with the held-out split check (gates.split_errors: its p and whether it fired). Each run needs its synthetic cohort (the truth), the classify and the register stage."""
+discover`), with the held-out split check (gates.split_errors: its p and whether it fired). Each run needs
+its synthetic cohort (the truth), the classify and the register stage."""
 from __future__ import annotations
 
 import os
@@ -9,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from morphbias_fast import discover
+from morphbias_fast import discover, gates
 from morphbias_fast.data.synth import read_synth_config
 from morphbias_fast.runfolder import RunFolder
 
@@ -21,7 +22,7 @@ def _row(run: RunFolder, feats: str, method: str, seed: int, split: str, s: dict
             "recall": v.get("recall"), "ami": v.get("ami"), "selected": v["selected"], "n": v["n"],
             "discover_seconds": v["seconds"], "feature_seconds": v["feature_seconds"], "wall_seconds": wall,
             "backend": s["backend"], "split_check_p": (s.get("split_check") or {}).get("p"),
-            "split_check_fired": any("does not explain" in w for w in s.get("warnings", []))}
+            "split_check_fired": bool(gates.split_check(s.get("split_check")))}
 
 
 def format_row(r: dict) -> str:

@@ -74,7 +74,8 @@ class INRConfig:
         if self.steps is None and self.time_budget is None:
             raise MorphbiasError("give --steps or --time-budget")
         if self.fit_steps < 1:
-            raise MorphbiasError(f"--fit-steps must be at least 1 (every latent comes from the fit), got {self.fit_steps}")
+            raise MorphbiasError(f"--fit-steps must be at least 1 (every latent comes from the fit), "
+                                 f"got {self.fit_steps}")
         if self.steps is not None and self.steps < 1:
             raise MorphbiasError(f"--steps must be at least 1, got {self.steps}")
         if self.time_budget is not None and self.time_budget <= 0:

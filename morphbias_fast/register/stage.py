@@ -93,7 +93,7 @@ def _latents(inp: _Inputs, cfg: Config, files: RegisterFolder, dist: Dist, t0: f
     latents with the network frozen, each rank's share gathered. Our recipe fits every subject, the training
     subjects again too: their training latents are not a converged fit (each is updated only in the steps that
     draw it, about one in 30, while the network moves under it; on an mri cohort they were 60% off the true
-    field where a fit to the final network is 40%, bench/RESULTS.md), and fitting all alike puts train and val
+    field where a fit to the final network is 37%, bench/RESULTS.md), and fitting all alike puts train and val
     latents, which discovery pools, on one footing. The paper's recipe keeps its training latents, as
     published, and fits only val and test."""
     inr, cohort = cfg.inr, inp.cohort

@@ -209,8 +209,8 @@ def fit_latents(model, imgs: Images, subjects: np.ndarray, cfg: INRConfig, deadl
         step += 1
         if step == 2 and deadline is not None:
             now = time.monotonic()
-            plans = [fit_horizon(cfg, now - t_step, deadline - now)]
-            horizon = min(dist.gather(plans[0]) if dist is not None else plans)
+            mine = fit_horizon(cfg, now - t_step, deadline - now)
+            horizon = min(dist.gather(mine)) if dist is not None else mine
             bar.total = horizon
         bar.update(1)
     bar.close()
