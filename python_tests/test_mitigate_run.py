@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from sklearn.decomposition import PCA
 
 from morphbias_fast.cli import main
 from morphbias_fast.data.synth import SynthConfig, synthesize
@@ -52,6 +53,28 @@ def test_paper_latents_reach_the_target_size_per_label():
     Zx, yx = paper_latents(Z, y, selected, n_target=200, seed=0)
     assert Zx.shape == (200, 16)
     assert np.bincount(yx).tolist() == [100, 100]
+
+
+def test_paper_ablation_latents_drop_one_step_each():
+    # The paper's Table 3 rows: without SMOTE the pool keeps its own size (the re-balanced cases, plus 3 noise
+    # copies each with augmentation); without noise copies SMOTE still reaches the target, equal per label.
+    rng = np.random.default_rng(1)
+    Z = rng.normal(size=(200, 16))
+    y = rng.integers(0, 2, 200)
+    selected = np.zeros(200, bool)
+    selected[:30] = True
+    Zr, yr = paper_latents(Z, y, selected, n_target=200, seed=0, augment=False, smote=False)
+    assert len(Zr) == 30 and (yr == y[:30]).all()
+    # no noise and no resampling: the PCA round trip (95% of the variance) of the selected latents themselves
+    pca = PCA(0.95, random_state=0).fit(Z)
+    np.testing.assert_allclose(Zr, pca.inverse_transform(pca.transform(Z[:30])), atol=1e-10)
+    Za, ya = paper_latents(Z, y, selected, n_target=200, seed=0, augment=True, smote=False)
+    assert len(Za) == 30 * 4 and np.bincount(ya).tolist() == (np.bincount(y[:30], minlength=2) * 4).tolist()
+    assert not np.allclose(Za[30:60], Zr)  # the copies carry noise
+    Zs, ys = paper_latents(Z, y, selected, n_target=200, seed=0, augment=False, smote=True)
+    assert Zs.shape == (200, 16) and np.bincount(ys).tolist() == [100, 100]
+    with pytest.raises(ValueError, match="empty"):
+        paper_latents(Z, y, np.zeros(200, bool), n_target=200, augment=False, smote=False)
 
 
 def test_oracle_weights_make_group_and_label_independent():

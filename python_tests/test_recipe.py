@@ -66,3 +66,7 @@ def test_run_with_the_papers_recipe_end_to_end(tmp_path):
     assert (out / "mitigate_paper_w1_confusion" / "predictions.csv").exists()
     rows = [r["model"] for r in json.loads((out / "metrics.json").read_text())["rows"]]
     assert "paper_w1_confusion" in rows
+    # The paper's ablation (its Table 3): re-balancing alone makes no images and counts the selected cases twice.
+    res = CliRunner().invoke(main, ["bench", "variants", str(out), "--variant", "paper_rebalance"])
+    assert res.exit_code == 0, res.output[-3000:]
+    assert "paper_rebalance" in [r["model"] for r in json.loads((out / "metrics.json").read_text())["rows"]]

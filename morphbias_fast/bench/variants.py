@@ -14,6 +14,14 @@ counterfactual_transport  the default's plan with each copy made by moving the c
                         do not look like the atlas (mri, real scans), where warped atlases would be told apart
                         from real images by their look.
 
+The paper's ablation (its Table 3, issue 17), each from the run's own discovery, checkpoint by plain val
+accuracy as the paper's strategy:
+paper_rebalance         the originals plus the re-balanced set itself (its cases counted twice), no images made
+paper_augment           the originals plus the re-balanced set and its latent-noise copies, decoded; no SMOTE
+paper_smote             the originals plus the re-balanced set resampled by SMOTE to the originals' size,
+                        decoded; no noise copies
+(the full `paper` strategy is both.)
+
 The paper's discovery with the settings it does not publish (issue 17): paper_w<W>_<INIT> runs
 `discover --method paper --mixture-weight W --mixture-init INIT` into discover_<VARIANT> and the paper's
 mitigation from those subgroups into mitigate_<VARIANT>, for W in {1, 10} and INIT in {kmeans, confusion}. All
@@ -29,6 +37,7 @@ import numpy as np
 
 from morphbias_fast import discover, mitigate, report
 from morphbias_fast.console import say
+from morphbias_fast.mitigate.augment import paper_latents
 from morphbias_fast.runfolder import RunFolder
 
 
@@ -51,10 +60,28 @@ def _transport(inp: mitigate.Inputs) -> mitigate.Plan:
     return plan
 
 
+def _paper_ablation(augment: bool, smote: bool):
+    def plan(inp: mitigate.Inputs) -> mitigate.Plan:
+        selected = inp.subgroups(inp.tr).selected.to_numpy().astype(bool)
+        if not augment and not smote:
+            return mitigate.Plan(1.0 + selected, None)
+        try:
+            Z, y = paper_latents(inp.train_latents(), inp.cohort.labels[inp.tr], selected, len(inp.tr), inp.seed,
+                                 augment=augment, smote=smote)
+        except ValueError as exc:
+            return inp.no_generation("paper ablation", exc, None)
+        return mitigate.Plan(np.ones(len(inp.tr)), None, Z, y, examples=inp.cohort.images[inp.tr][:6],
+                             caption="paper ablation: train cases (top) and generated images (bottom; not paired)")
+    return plan
+
+
 VARIANTS = {
     "counterfactual_worst": (_worst_group, "counterfactual; checkpoint by the worst discovered val group"),
     "counterfactual_uniform": (_uniform, "counterfactual with uniformly weighted copies (the default until item 5)"),
     "counterfactual_transport": (_transport, "counterfactual; each copy is the case's own image moved"),
+    "paper_rebalance": (_paper_ablation(False, False), "the paper's ablation: re-balanced set only"),
+    "paper_augment": (_paper_ablation(True, False), "the paper's ablation: + latent-noise copies, no SMOTE"),
+    "paper_smote": (_paper_ablation(False, True), "the paper's ablation: + SMOTE, no noise copies"),
 }
 
 

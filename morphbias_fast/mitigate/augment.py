@@ -20,17 +20,27 @@ PAPER_AUGMENTATIONS = 3
 NOISE_SCALE = 0.5  # noise SD per component, as a share of that component's SD (ours: the paper gives none)
 
 
-def paper_latents(Z: np.ndarray, y: np.ndarray, selected: np.ndarray, n_target: int, seed: int = 0):
-    """(latents, labels) of the augmented + SMOTE-resampled re-balanced set, n_target in all."""
+def paper_latents(Z: np.ndarray, y: np.ndarray, selected: np.ndarray, n_target: int, seed: int = 0,
+                  augment: bool = True, smote: bool = True):
+    """(latents, labels) of the augmented + SMOTE-resampled re-balanced set, n_target in all. The paper's
+    ablation (its Table 3) drops one step: augment=False keeps the re-balanced latents without noise copies,
+    smote=False returns the pool as it is (its own size; each image then counts once, where the paper does not
+    say how it weighed a half it did not resize)."""
     rng = np.random.default_rng(seed)
     pca = PCA(0.95, random_state=seed).fit(Z)
     C = pca.transform(Z)
     mi = mutual_info_classif(C, y, random_state=seed)
     low = np.argsort(mi)[: max(1, C.shape[1] // 2)]
     base, yb = C[selected], y[selected]
-    aug = np.repeat(base, PAPER_AUGMENTATIONS, axis=0)
-    aug[:, low] += rng.normal(0.0, 1.0, (len(aug), len(low))) * (NOISE_SCALE * C[:, low].std(0))
-    pool, ypool = np.concatenate([base, aug]), np.concatenate([yb, np.repeat(yb, PAPER_AUGMENTATIONS)])
+    pool, ypool = base, yb
+    if augment:
+        aug = np.repeat(base, PAPER_AUGMENTATIONS, axis=0)
+        aug[:, low] += rng.normal(0.0, 1.0, (len(aug), len(low))) * (NOISE_SCALE * C[:, low].std(0))
+        pool, ypool = np.concatenate([base, aug]), np.concatenate([yb, np.repeat(yb, PAPER_AUGMENTATIONS)])
+    if not smote:
+        if len(pool) == 0:
+            raise ValueError("the re-balanced set is empty")
+        return pca.inverse_transform(pool), ypool
     per_class = {c: max(n_target // 2, int((ypool == c).sum())) for c in (0, 1)}
     k = int(min(5, min((ypool == c).sum() for c in (0, 1)) - 1))
     if k < 1:
