@@ -13,6 +13,7 @@ from morphbias_fast.bench import batchnorm as bench_batchnorm
 from morphbias_fast.bench import cohort as bench_cohort
 from morphbias_fast.bench import discover as bench_discover
 from morphbias_fast.bench import encode as bench_encode
+from morphbias_fast.bench import factorial as bench_factorial
 from morphbias_fast.bench import mitigate as bench_mitigate
 from morphbias_fast.bench import prepare as bench_prepare
 from morphbias_fast.bench import probe as bench_probe
@@ -360,17 +361,6 @@ def mitigate_cmd(run_dir, strategy, discover_dir, out_dir, cohort_dir, epochs, s
 
 
 # Each recipe's (arch, discovery method, mitigation strategy); `run --recipe` and the three overrides.
-RECIPES = {"ours": ("hashgrid", "ours", "ours"), "paper": ("siren", "paper", "paper")}
-_DISCOVERY = {"ours": "shortcut", "paper": "paper"}
-_MITIGATION = {"ours": mitigate.DEFAULT, "paper": "paper"}
-
-
-def recipe_parts(recipe: str, arch, discovery, mitigation) -> dict:
-    base = RECIPES[recipe]
-    return {"arch": arch or base[0], "discovery": _DISCOVERY[discovery or base[1]],
-            "mitigation": _MITIGATION[mitigation or base[2]]}
-
-
 def _baselines(value: str) -> tuple[str, ...]:
     names = tuple(b for b in value.split(",") if b)
     choices = [s for s in mitigate.STRATEGIES if s != mitigate.DEFAULT]
@@ -412,7 +402,7 @@ def _baselines(value: str) -> tuple[str, ...]:
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Registration training steps instead of the time budget (reproducible across machines).")
 @atlas_option
-@click.option("--recipe", type=click.Choice(list(RECIPES)), default="ours", show_default=True,
+@click.option("--recipe", type=click.Choice(list(pipeline.RECIPES)), default="ours", show_default=True,
               help="ours: hash-grid latents, shortcut discovery, counterfactual images; paper: the published "
                    "method (SIREN latents, the error-aware mixture with the knee rules, latent noise + SMOTE). "
                    "--arch, --discovery and --mitigation override one part each (the factorial table).")
@@ -443,7 +433,7 @@ def run_cmd(out_dir, cohort_dir, bias_level, dim, n_train, n_val, n_test, appear
     settings = pipeline.Settings(cohort=cohort_dir, bias_level=bias_level, dim=int(dim), appearance=appearance,
                                  shortcut=shortcut, n_train=n_train, n_val=n_val, n_test=n_test, baselines=names,
                                  time_budget=time_budget, steps=steps, epochs=epochs, device=device, atlas=atlas,
-                                 **recipe_parts(recipe, arch, discovery, mitigation))
+                                 **pipeline.recipe_parts(recipe, arch, discovery, mitigation))
     res = pipeline.run_pipeline(out_dir, settings, seed_list, seed_folders=seeds is not None)
     finish(res.summary(), res.warnings, strict)
 
@@ -613,8 +603,40 @@ def bench_variants_cmd(runs, variant) -> None:
     counterfactual_uniform  the generated copies weighted uniformly (the default before item 5)
     counterfactual_transport  each copy is the case's own image moved to the new anatomy (for real scans)
     paper_w{1,10}_{kmeans,confusion}  the paper's discovery with that mixture weight and start (into
-                            discover_VARIANT), then the paper's mitigation: the settings the paper leaves open"""
+                            discover_VARIANT), then the paper's mitigation: the settings the paper leaves open
+    paper_rebalance, paper_augment, paper_smote  the paper's ablation (its Table 3): the re-balanced set
+                            alone, + latent-noise copies without SMOTE, + SMOTE without noise copies"""
     bench_variants.run(list(runs), variant)
+
+
+@bench.command("factorial")
+@click.argument("hashgrid_run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("siren_run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the eight combinations (OUT/<arch>-<discovery>-<mitigation>/seed_K).")
+@click.option("--seeds", default="0,1,2,3,4", show_default=True,
+              help="Comma-separated seeds; both runs must have finished these seed folders.")
+@epochs_option
+@device_option
+@json_option
+def bench_factorial_cmd(hashgrid_run, siren_run, out_dir, seeds, epochs, device, json_path) -> None:
+    """Representation x discovery x mitigation, ours or the paper's: how much of the difference each part
+    brings. HASHGRID_RUN is a finished `run --seeds ...` folder, SIREN_RUN a finished `run --recipe paper
+    --seeds ...` folder on the same cohorts (same seeds and bias level). Each combination reuses its source's
+    classifier, registration and unbiased reference and runs only discovery and mitigation (minutes a seed);
+    rerunning resumes. Prints each part's main effect (ours minus the paper's, averaged over the other two
+    parts) on the mitigated row's WGA, WGA gap closed, shortcut effect and cf sensitivity, with the 95%
+    t-interval over seeds."""
+    try:
+        seed_list = [int(s) for s in seeds.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers",
+                                 param_hint="--seeds") from None
+    res = bench_factorial.run(hashgrid_run, siren_run, out_dir, seed_list, epochs=epochs, device=device,
+                              echo=click.echo)
+    click.echo(bench_factorial.format_effects(res))
+    if json_path:
+        write_json(json_path, res)
 
 
 @bench.command("same-run")

@@ -14,6 +14,21 @@ from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.runfolder import RunFolder
 
 
+# The method's three parts, each ours or the paper's: --recipe sets all three, --arch/--discovery/--mitigation
+# one each (the factorial table). Discovery and mitigation are named by their stage's method and strategy.
+RECIPES = {"ours": ("hashgrid", "ours", "ours"), "paper": ("siren", "paper", "paper")}
+DISCOVERY = {"ours": "shortcut", "paper": "paper"}
+MITIGATION = {"ours": mitigate.DEFAULT, "paper": "paper"}
+
+
+def recipe_parts(recipe: str, arch: str | None = None, discovery: str | None = None,
+                 mitigation: str | None = None) -> dict:
+    """Settings' arch, discovery and mitigation for a recipe, with any part overridden (ours | paper)."""
+    base = RECIPES[recipe]
+    return {"arch": arch or base[0], "discovery": DISCOVERY[discovery or base[1]],
+            "mitigation": MITIGATION[mitigation or base[2]]}
+
+
 @dataclass(frozen=True)
 class Settings:
     """What `run` was asked for; every stage's Config is built from these."""

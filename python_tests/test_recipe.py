@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from morphbias_fast import classify, discover, mitigate, pipeline, register
-from morphbias_fast.cli import recipe_parts
+from morphbias_fast.pipeline import recipe_parts
 from morphbias_fast.runfolder import RunFolder
 
 

@@ -1,0 +1,99 @@
+"""`bench factorial`: main effects against a construction with known effects (and scipy's t interval, an
+independent implementation), and the eight combinations built end to end from two tiny runs."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy import stats
+
+from morphbias_fast.bench import factorial
+from morphbias_fast.cli import main
+from morphbias_fast.data.synth import SynthConfig, synthesize
+
+
+def test_main_effects_recover_planted_additive_effects():
+    # metric = seed offset + a*[hashgrid] + b*[our discovery] + c*[our mitigation]: each main effect is its
+    # coefficient exactly (per seed), whatever the other parts and the seed do.
+    rng = np.random.default_rng(0)
+    seeds = [0, 1, 2, 3]
+    coef = {"arch": rng.normal(size=4), "discovery": rng.normal(size=4), "mitigation": rng.normal(size=4)}
+    offset = rng.normal(size=4)
+    per_combo = {}
+    for c in factorial.combinations():
+        rows = []
+        for i in range(len(seeds)):
+            v = offset[i] + sum(coef[p][i] * (c[p] == factorial.OURS[p]) for p in factorial.PARTS)
+            rows.append({m: v for m in factorial.METRICS})
+        per_combo[factorial.combo_name(c)] = rows
+    eff = factorial.effects(per_combo, seeds)
+    for part in factorial.PARTS:
+        r = eff[part]["wga"]
+        # float64 sums of four O(1) numbers: rounding ~1e-15; 1e-12 leaves room and nothing more
+        np.testing.assert_allclose(r["per_seed"], coef[part], atol=1e-12)
+        lo, hi = stats.t.interval(0.95, len(seeds) - 1, loc=coef[part].mean(), scale=stats.sem(coef[part]))
+        np.testing.assert_allclose(r["ci95"], [lo, hi], atol=1e-12)
+
+
+def test_effects_leave_a_seed_out_when_a_combination_lacks_the_metric():
+    per_combo = {factorial.combo_name(c): [{"wga": 0.5}, {"wga": 0.5}] for c in factorial.combinations()}
+    per_combo["siren-paper-paper"][1] = {"wga": None}
+    r = factorial.effects(per_combo, [0, 1])["arch"]["wga"]
+    assert r["per_seed"] == [0.0, None] and r["mean"] == 0.0 and "ci95" not in r
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("factorial")
+    synthesize(root / "cohort", SynthConfig(n_train=60, n_val=30, n_test=20, spacing=8.0, bias_level=0.9),
+               progress=False)
+    for name, extra in (("hg", []), ("siren", ["--recipe", "paper"])):
+        res = CliRunner().invoke(main, ["run", "--out", str(root / name), "--cohort", str(root / "cohort"),
+                                        "--seeds", "0", "--time-budget", "10", "--epochs", "2", "--device", "cpu",
+                                        *extra])
+        assert res.exit_code == 0, res.output[-3000:]
+    return root
+
+
+def test_factorial_builds_every_combination_from_two_runs(two_runs):
+    root = two_runs
+    res = CliRunner().invoke(main, ["bench", "factorial", str(root / "hg"), str(root / "siren"), "--out",
+                                    str(root / "fact"), "--seeds", "0", "--epochs", "2", "--device", "cpu",
+                                    "--json", str(root / "fact.json")])
+    assert res.exit_code == 0, res.output[-3000:]
+    out = json.loads((root / "fact.json").read_text())
+    assert set(out["combinations"]) == {factorial.combo_name(c) for c in factorial.combinations()}
+    for c in factorial.combinations():
+        seed = root / "fact" / factorial.combo_name(c) / "seed_0"
+        src = root / ("hg" if c["arch"] == "hashgrid" else "siren") / "seed_0"
+        # the representation's stages are the source's own, not recomputed
+        assert (seed / "register").resolve() == (src / "register").resolve()
+        # a source's own recipe is linked whole; every other combination ran its own discovery
+        own = c in (factorial.OURS, factorial.PAPER)
+        assert (seed / "discover").is_symlink() == own
+        method = json.loads((seed / "discover" / "summary.json").read_text())["method"]
+        assert method == ("shortcut" if c["discovery"] == "ours" else "paper")
+        strategy = json.loads((seed / "mitigate" / "metrics.json").read_text())["strategy"]
+        assert strategy == ("counterfactual" if c["mitigation"] == "ours" else "paper")
+    assert set(out["effects"]) == set(factorial.PARTS)
+    assert len(out["effects"]["arch"]["wga"]["per_seed"]) == 1
+    # rerunning resumes: nothing is trained again, the same table comes back
+    again = CliRunner().invoke(main, ["bench", "factorial", str(root / "hg"), str(root / "siren"), "--out",
+                                      str(root / "fact"), "--seeds", "0", "--epochs", "2", "--device", "cpu"])
+    assert again.exit_code == 0, again.output[-3000:]
+    assert "seed 0" in again.output
+
+
+def test_factorial_refuses_sources_on_different_cohorts(two_runs, tmp_path):
+    # a "siren" source whose stages are finished but whose cohort is another synthetic cohort
+    seed = tmp_path / "other" / "seed_0"
+    seed.mkdir(parents=True)
+    for stage in factorial.SHARED_STAGES:
+        (seed / stage).symlink_to(two_runs / "siren" / "seed_0" / stage)
+    synthesize(seed / "cohort", SynthConfig(n_train=60, n_val=30, n_test=20, spacing=8.0, bias_level=0.7),
+               progress=False)
+    res = CliRunner().invoke(main, ["bench", "factorial", str(two_runs / "hg"), str(tmp_path / "other"), "--out",
+                                    str(tmp_path / "fact"), "--seeds", "0"])
+    assert res.exit_code != 0
+    assert "same synthetic cohort" in res.output
+    assert not (tmp_path / "fact").exists()  # refused before anything was built
