@@ -9,8 +9,11 @@ import torch
 from morphbias_fast.data import load_cohort, read_nifti
 from morphbias_fast.data.fields import from_itk
 from morphbias_fast.data.synth import SynthConfig, synthesize
+from morphbias_fast.errors import MorphbiasError
+from morphbias_fast.register.config import INRConfig
 from morphbias_fast.register.images import Images
-from morphbias_fast.register.loss import patch_offsets, similarity
+from morphbias_fast.register.loss import loss_terms, patch_offsets, similarity
+from morphbias_fast.register.model import build_model
 from morphbias_fast.register.stage import similarity_for
 
 
@@ -67,3 +70,25 @@ def test_lncc_scores_the_true_field_above_no_displacement(mri):
         true = similarity("lncc", subj, imgs.atlas_at(vox[:, :, None] + off, u[:, :, None])).item()
         none = similarity("lncc", subj, imgs.atlas_at(vox[:, :, None] + off, torch.zeros_like(u)[:, :, None])).item()
         assert true < none, (pid, true, none)
+
+
+def test_the_window_radius_reaches_the_loss(mri):
+    # A fresh network draws u = 0 (its output layer starts at zero), so the loss's similarity term must equal
+    # lncc computed by hand over (2r+1)^2 windows at the same voxels, for each radius.
+    c = load_cohort(mri)
+    atlas = read_nifti(c.atlas_path)[0]
+    imgs = Images(c.images, atlas, torch.device("cpu"))
+    flat = torch.as_tensor(np.flatnonzero(atlas.ravel() > 0.1)[:50])[None].expand(2, -1)
+    subjects = torch.tensor([0, 1])
+    model = build_model("hashgrid", 2)
+    got = {}
+    for r in (1, 3):
+        cfg = INRConfig(similarity="lncc", lncc_radius=r)
+        got[r] = loss_terms(model, imgs, torch.zeros(2, 128), subjects, flat, cfg)["sim"].item()
+        off, vox = patch_offsets(2, r), imgs.coords(flat)
+        want = similarity("lncc", imgs.patches(subjects, vox, off),
+                          imgs.atlas_at(vox[:, :, None] + off, torch.zeros(2, 50, 1, 2))).item()
+        assert got[r] == pytest.approx(want, abs=1e-6)  # the same float32 ops in the same order
+    assert got[1] != got[3]
+    with pytest.raises(MorphbiasError, match="--lncc-radius"):
+        INRConfig(lncc_radius=0)

@@ -36,6 +36,7 @@ class INRConfig:
     fold_weight: float = 10.0          # mean relu(fold_margin - det): keeps det away from 0 (folds)
     fold_margin: float = 0.1
     similarity: str = "auto"           # auto: mse on template cohorts, lncc otherwise (register/stage.py)
+    lncc_radius: int = 2               # lncc window (2r+1 voxels a side); one mri cohort: 1 and 5 worse, 3 a little better (RESULTS)
     weight_decay: float = 0.0         # AdamW's, on the network (paper recipe)
     lr_decay: float = 1.0              # learning-rate factor per epoch (an epoch: every training subject once)
     coord_std: float = 0.4             # paper recipe: std of the sampled coordinates in [-1, 1]
@@ -71,6 +72,8 @@ class INRConfig:
             raise MorphbiasError(f"--arch must be hashgrid or siren, got {self.arch!r}")
         if self.similarity not in ("auto", "mse", "ncc", "lncc"):
             raise MorphbiasError(f"--similarity must be auto, mse, ncc or lncc, got {self.similarity!r}")
+        if self.lncc_radius < 1:
+            raise MorphbiasError(f"--lncc-radius must be at least 1, got {self.lncc_radius}")
         if self.steps is None and self.time_budget is None:
             raise MorphbiasError("give --steps or --time-budget")
         if self.fit_steps < 1:

@@ -18,7 +18,7 @@ from morphbias_fast.register.images import Images
 
 DET_EPS = 1e-3
 SIMILARITIES = ("mse", "ncc", "lncc")
-LNCC_RADIUS = 2  # voxels: a 5x5 (x5) window, 10 mm at the default 2 mm spacing
+LNCC_RADIUS = 2  # voxels: a 5x5 (x5) window, 10 mm at the default 2 mm spacing (INRConfig.lncc_radius)
 NCC_EPS = 1e-6   # a flat patch (background) has no correlation; it adds 1 to the loss and no gradient
 
 
@@ -49,7 +49,7 @@ def loss_terms(model, imgs: Images, z: torch.Tensor, subjects: torch.Tensor, fla
     with_jac = cfg.gamma > 0 or cfg.fold_weight > 0
     u, J = model(x, z, with_jacobian=with_jac)
     if cfg.similarity == "lncc":
-        off = patch_offsets(imgs.dim).to(vox.device)
+        off = patch_offsets(imgs.dim, cfg.lncc_radius).to(vox.device)
         sim = similarity("lncc", imgs.patches(subjects, vox, off), imgs.atlas_at(vox[:, :, None] + off, u[:, :, None]))
     else:
         sim = similarity(cfg.similarity, target, imgs.atlas_at(vox, u))
