@@ -37,7 +37,6 @@ import numpy as np
 
 from morphbias_fast import discover, mitigate, report
 from morphbias_fast.console import say
-from morphbias_fast.mitigate.augment import paper_latents
 from morphbias_fast.runfolder import RunFolder
 
 
@@ -66,7 +65,7 @@ def _paper_ablation(augment: bool, smote: bool):
         if not augment and not smote:
             return mitigate.Plan(1.0 + selected, None)
         try:
-            Z, y = paper_latents(inp.train_latents(), inp.cohort.labels[inp.tr], selected, len(inp.tr), inp.seed,
+            Z, y = mitigate.paper_latents(inp.train_latents(), inp.cohort.labels[inp.tr], selected, len(inp.tr), inp.seed,
                                  augment=augment, smote=smote)
         except ValueError as exc:
             return inp.no_generation("paper ablation", exc, None)

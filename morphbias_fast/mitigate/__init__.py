@@ -4,6 +4,7 @@ strategies.py  the strategies, a registry: each returns a Plan (weights, latents
 augment.py     the latent arithmetic: the paper's noise + SMOTE, our counterfactual flip
 stage.py       the `mitigate` stage (Config, run, Result): decode, retrain, write
 """
+from morphbias_fast.mitigate.augment import paper_latents
 from morphbias_fast.mitigate.stage import Config, Result, run
 from morphbias_fast.mitigate.strategies import (
     DEFAULT,
@@ -17,4 +18,4 @@ from morphbias_fast.mitigate.strategies import (
 )
 
 __all__ = ["Config", "Result", "run", "DEFAULT", "STRATEGIES", "Inputs", "Plan", "Strategy", "strategy",
-           "balanced_weights", "oracle_weights"]
+           "balanced_weights", "oracle_weights", "paper_latents"]
