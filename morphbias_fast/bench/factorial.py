@@ -6,7 +6,8 @@ It starts from two finished multi-seed runs on the same cohorts: one with hash-g
 SIREN latents (`run --recipe paper`). Every combination is a folder OUT/<arch>-<discovery>-<mitigation> whose
 seed folders link the source's classifier, registration and unbiased reference (the same for every
 combination of a representation) and run only discovery and mitigation, a few minutes a seed instead of a full
-run; where a source already ran the combination (its own recipe), its discovery and mitigation are linked too.
+run. Where the source's own discovery is the combination's, it is linked (both mitigations then start from the
+same subgroups), and so is its mitigation where that is the combination's too (the source's own recipe).
 
 Per seed, the main effect of a part is the mean over the other two parts' four combinations of (ours minus
 the paper's); across seeds: mean, standard deviation and the 95% t-interval. The metric is that of the
@@ -41,13 +42,14 @@ def combo_name(c: dict) -> str:
     return f"{c['arch']}-{c['discovery']}-{c['mitigation']}"
 
 
-def _source_did(src: RunFolder, settings: dict) -> bool:
-    """Whether the source seed's own discovery and mitigated row are this combination's (its recipe)."""
-    if not (src.discover.summary.exists() and src.mitigate().metrics.exists()):
-        return False
-    method = json.loads(src.discover.summary.read_text()).get("method")
-    strategy = json.loads(src.mitigate().metrics.read_text()).get("strategy")
-    return (method, strategy) == (settings["discovery"], settings["mitigation"])
+def _source_did(src: RunFolder, settings: dict) -> tuple[bool, bool]:
+    """Whether the source seed's own discovery is this combination's, and whether its mitigated row is too."""
+    if not src.discover.summary.exists():
+        return False, False
+    same_discovery = json.loads(src.discover.summary.read_text()).get("method") == settings["discovery"]
+    strategy = json.loads(src.mitigate().metrics.read_text()).get("strategy") if src.mitigate().metrics.exists() \
+        else None
+    return same_discovery, same_discovery and strategy == settings["mitigation"]
 
 
 def _link(dst: Path, src: Path) -> None:
@@ -117,8 +119,10 @@ def run(hashgrid: Path, siren: Path, out: Path, seeds: list[int], epochs: int = 
             dst.root.mkdir(parents=True, exist_ok=True)
             for stage in SHARED_STAGES:
                 _link(dst.root / stage, src.root / stage)
-            if _source_did(src, settings):
+            same_discovery, same_mitigation = _source_did(src, settings)
+            if same_discovery:  # the same subgroups for both mitigations: a paired comparison
                 _link(dst.root / "discover", src.discover.path)
+            if same_mitigation:
                 _link(dst.root / "mitigate", src.mitigate().path)
             echo(f"{name} seed {seed}")
             s = pipeline.Settings(cohort=src.resolve_cohort(), epochs=epochs, device=device, **settings)
