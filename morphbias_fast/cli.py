@@ -227,8 +227,8 @@ def classify_cmd(run_dir, cohort_dir, label_column, epochs, batch_size, lr, seed
               help="Sampled points per subject and step.  [default: the recipe's: 256 ours, 16384 paper]")
 @click.option("--similarity", type=click.Choice(["auto", "mse", "ncc", "lncc"]), default=None,
               help="Image similarity: mse (mean squared error), ncc (global normalised cross-correlation), lncc "
-                   "(local NCC over (2r+1)^D windows, --lncc-radius r: robust to contrast, gain and bias field). auto: mse for "
-                   "template cohorts (the atlas is the generator), lncc for mri cohorts and real scans.  "
+                   "(local NCC over (2r+1)^D windows, --lncc-radius r: robust to contrast, gain and bias field). "
+                   "auto: mse for template cohorts (the atlas is the generator), lncc for mri cohorts and real scans.  "
                    "[default: ours auto, paper mse]")
 @click.option("--lncc-radius", type=click.IntRange(min=1), default=None,
               help="lncc window radius in voxels (a side of 2r+1).  [default: 2]")
@@ -362,7 +362,6 @@ def mitigate_cmd(run_dir, strategy, discover_dir, out_dir, cohort_dir, epochs, s
     finish(res.summary(), res.warnings, strict)
 
 
-# Each recipe's (arch, discovery method, mitigation strategy); `run --recipe` and the three overrides.
 def _baselines(value: str) -> tuple[str, ...]:
     names = tuple(b for b in value.split(",") if b)
     choices = [s for s in mitigate.STRATEGIES if s != mitigate.DEFAULT]

@@ -13,13 +13,14 @@ RUN_DIR's cohort and classify stages and a register stage with the scores as lat
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 import torch
 from sklearn.decomposition import PCA
+
+from run_copy import copy_with_latents
 
 from morphbias_fast.data import fields, load_cohort, read_nifti
 from morphbias_fast.register.decode import Decoder
@@ -59,18 +60,7 @@ def main() -> None:
                                 for i in range(0, len(ids), 100)])
     X = log_det(u)[:, mask] if args.map == "logdet" else u[:, :, mask].reshape(len(u), -1)
     Z = PCA(COMPONENTS, random_state=0).fit(X[lat["split"] == "train"]).transform(X)
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    for stage in ("cohort", "classify"):
-        if not (out / stage).exists():
-            (out / stage).symlink_to((args.run / stage).resolve())
-    (out / "register").mkdir(exist_ok=True)
-    for f in (args.run / "register").iterdir():
-        if f.is_file() and f.name != "latents.npz":
-            shutil.copy2(f, out / "register" / f.name)
-    np.savez(out / "register" / "latents.npz", participant_id=lat["participant_id"], split=lat["split"],
-             z=Z.astype(np.float32))
-
+    copy_with_latents(args.run, args.out, lat, Z)
 
 if __name__ == "__main__":
     main()

@@ -152,7 +152,8 @@ def main() -> None:
         t0 = time.perf_counter()
         for _ in range(5):
             loss_terms(test.dec.model, test.imgs, z, subjects, flat, cfg)["total"].backward()
-        out["step_seconds_128_subjects"]["with_jacobian" if jac else "without_jacobian"] = (time.perf_counter() - t0) / 5
+        key = "with_jacobian" if jac else "without_jacobian"
+        out["step_seconds_128_subjects"][key] = (time.perf_counter() - t0) / 5
     with open(args.json, "w") as f:
         json.dump(out, f, indent=1)
 

@@ -8,8 +8,9 @@ rendered as one image, and whose atlas is the MNI152 tissue maps rendered the sa
 Per subject, nothing from the generator: SimpleITK's N4 bias-field correction (its field fitted inside an
 Otsu mask of the scan), then a four-class Gaussian mixture (scikit-learn) of the corrected intensities, its
 classes ordered by mean (background, CSF, grey, white); the image is sum_k p_k * level_k with levels 0, 1/3,
-2/3, 1 (the values of the cohort's noiseless rendering, appearance.noiseless). participants.tsv, the true fields and the atlas mask are
-copied unchanged, so the copy keeps every subject's ids, splits, labels and true displacement."""
+2/3, 1 (the values of the cohort's noiseless rendering, appearance.noiseless). participants.tsv, the true
+fields and the atlas mask are copied unchanged, so the copy keeps every subject's ids, splits, labels and true
+displacement."""
 from __future__ import annotations
 
 import argparse

@@ -16,9 +16,7 @@ from what the image similarity teaches it."""
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -26,6 +24,8 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 from tqdm import tqdm
+
+from run_copy import copy_with_latents
 
 from morphbias_fast.data import fields, load_cohort, read_nifti
 from morphbias_fast.register.config import INRConfig
@@ -115,24 +115,9 @@ def main() -> None:
     epe = {split: float(err[lat["split"] == split].mean() / mag[lat["split"] == split].mean())
            for split in ("train", "val", "test")}
     print("supervised EPE / true displacement:", epe)
-    out = RunFolder(args.out)
-    out.root.mkdir(parents=True, exist_ok=True)
-    for stage in ("cohort", "classify"):
-        link = out.root / stage
-        if not link.exists() and (run.root / stage).exists():
-            link.symlink_to((run.root / stage).resolve())
-    reg = out.root / "register"
-    reg.mkdir(exist_ok=True)
-    for f in (run.root / "register").iterdir():
-        if f.name != "latents.npz" and f.is_file():
-            shutil.copy2(f, reg / f.name)
-    np.savez(reg / "latents.npz", participant_id=lat["participant_id"], split=lat["split"],
-             z=z.detach().numpy().astype(lat["z"].dtype))
-    m = json.loads((reg / "metrics.json").read_text())
-    m["supervised_fit"] = {"steps": args.steps, "points": args.points, "epe_share": epe,
-                           "network_trained_on_truth": train_info}
-    (reg / "metrics.json").write_text(json.dumps(m, indent=1))
-
+    copy_with_latents(args.run, args.out, lat, z.detach().numpy(),
+                      {"supervised_fit": {"steps": args.steps, "points": args.points, "epe_share": epe,
+                                          "network_trained_on_truth": train_info}})
 
 if __name__ == "__main__":
     main()

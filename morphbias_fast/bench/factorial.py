@@ -47,8 +47,8 @@ def _source_did(src: RunFolder, settings: dict) -> tuple[bool, bool]:
     if not src.discover.summary.exists():
         return False, False
     same_discovery = json.loads(src.discover.summary.read_text()).get("method") == settings["discovery"]
-    strategy = json.loads(src.mitigate().metrics.read_text()).get("strategy") if src.mitigate().metrics.exists() \
-        else None
+    mitigated = src.mitigate().metrics
+    strategy = json.loads(mitigated.read_text()).get("strategy") if mitigated.exists() else None
     return same_discovery, same_discovery and strategy == settings["mitigation"]
 
 
@@ -83,7 +83,7 @@ def effects(per_combo: dict[str, list[dict]], seeds: list[int]) -> dict:
         out[part] = {}
         for metric in METRICS:
             diffs = []
-            for i, _ in enumerate(seeds):
+            for i in range(len(seeds)):
                 pairs = []
                 for c in combinations():
                     if c[part] != OURS[part]:

@@ -65,8 +65,8 @@ def _paper_ablation(augment: bool, smote: bool):
         if not augment and not smote:
             return mitigate.Plan(1.0 + selected, None)
         try:
-            Z, y = mitigate.paper_latents(inp.train_latents(), inp.cohort.labels[inp.tr], selected, len(inp.tr), inp.seed,
-                                 augment=augment, smote=smote)
+            Z, y = mitigate.paper_latents(inp.train_latents(), inp.cohort.labels[inp.tr], selected, len(inp.tr),
+                                          inp.seed, augment=augment, smote=smote)
         except ValueError as exc:
             return inp.no_generation("paper ablation", exc, None)
         return mitigate.Plan(np.ones(len(inp.tr)), None, Z, y, examples=inp.cohort.images[inp.tr][:6],

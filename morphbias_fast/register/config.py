@@ -8,6 +8,8 @@ from morphbias_fast.errors import MorphbiasError
 
 
 RECIPES = ("ours", "paper")
+LNCC_RADIUS = 2  # lncc window: 5x5 (x5) voxels, 10 mm at 2 mm; on one mri cohort 1 and 5 were worse, 3 a little
+# better (bench/RESULTS.md, "What limits detection on the mri cohort")
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class INRConfig:
     fold_weight: float = 10.0          # mean relu(fold_margin - det): keeps det away from 0 (folds)
     fold_margin: float = 0.1
     similarity: str = "auto"           # auto: mse on template cohorts, lncc otherwise (register/stage.py)
-    lncc_radius: int = 2               # lncc window (2r+1 voxels a side); one mri cohort: 1 and 5 worse, 3 a little better (RESULTS)
+    lncc_radius: int = LNCC_RADIUS     # lncc window: 2r+1 voxels a side
     weight_decay: float = 0.0         # AdamW's, on the network (paper recipe)
     lr_decay: float = 1.0              # learning-rate factor per epoch (an epoch: every training subject once)
     coord_std: float = 0.4             # paper recipe: std of the sampled coordinates in [-1, 1]

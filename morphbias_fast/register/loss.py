@@ -13,12 +13,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from morphbias_fast.register.config import INRConfig
+from morphbias_fast.register.config import LNCC_RADIUS, INRConfig
 from morphbias_fast.register.images import Images
 
 DET_EPS = 1e-3
 SIMILARITIES = ("mse", "ncc", "lncc")
-LNCC_RADIUS = 2  # voxels: a 5x5 (x5) window, 10 mm at the default 2 mm spacing (INRConfig.lncc_radius)
 NCC_EPS = 1e-6   # a flat patch (background) has no correlation; it adds 1 to the loss and no gradient
 
 
