@@ -564,11 +564,15 @@ def bench_probe_cmd(runs, features, seed, json_path) -> None:
 
 @bench.command("mitigate")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--archive", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also keep each finished seed's table as ARCHIVE/FOLDER/seed_K.json; such a folder is "
+                   "tabled like the run folder, so seeds run in several sessions make one table.")
 @json_option
-def bench_mitigate_cmd(runs, json_path) -> None:
+def bench_mitigate_cmd(runs, archive, json_path) -> None:
     """The paper's table and the gap closed of every model in finished run folders (a `--seeds` folder:
-    every finished seed, then mean +- std and the gap closed of the seed means)."""
-    res = bench_mitigate.run(list(runs), echo=click.echo)
+    every finished seed, then mean +- std and the gap closed of the seed means). RUNS may also be archive
+    folders (see --archive); several folders end with one table of every folder and bias level."""
+    res = bench_mitigate.run(list(runs), echo=click.echo, archive=archive)
     if json_path:
         write_json(json_path, res)
 

@@ -3,13 +3,14 @@ independent implementation), and the eight combinations built end to end from tw
 import json
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 from scipy import stats
 
 from morphbias_fast.bench import factorial
 from morphbias_fast.cli import main
 from morphbias_fast.data.synth import SynthConfig, synthesize
+
+# two_runs (conftest.py): one tiny `--seeds 0` run of each recipe on one cohort
 
 
 def test_main_effects_recover_planted_additive_effects():
@@ -42,19 +43,6 @@ def test_effects_leave_a_seed_out_when_a_combination_lacks_the_metric():
     per_combo["siren-paper-paper"][1] = {"wga": None}
     r = factorial.effects(per_combo, [0, 1])["arch"]["wga"]
     assert r["per_seed"] == [0.0, None] and r["mean"] == 0.0 and "ci95" not in r
-
-
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("factorial")
-    synthesize(root / "cohort", SynthConfig(n_train=60, n_val=30, n_test=20, spacing=8.0, bias_level=0.9),
-               progress=False)
-    for name, extra in (("hg", []), ("siren", ["--recipe", "paper"])):
-        res = CliRunner().invoke(main, ["run", "--out", str(root / name), "--cohort", str(root / "cohort"),
-                                        "--seeds", "0", "--time-budget", "10", "--epochs", "2", "--device", "cpu",
-                                        *extra])
-        assert res.exit_code == 0, res.output[-3000:]
-    return root
 
 
 def test_factorial_builds_every_combination_from_two_runs(two_runs):

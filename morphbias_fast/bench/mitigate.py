@@ -1,13 +1,19 @@
 """Mitigation benchmark: the paper's table and the gap closed for every model found in finished run folders
 (`morphbias-fast bench mitigate`). A run folder is one seed's run (what `morphbias-fast run ... --baselines
 paper,oracle,groupbal,jtt` leaves), or a `--seeds` folder: then every finished seed is tabled and the mean
-+- std over seeds (ddof 1) follows, with the gap closed of the seed means."""
++- std over seeds (ddof 1) follows, with the gap closed of the seed means.
+
+A multi-seed study outlives the run folders it was measured in (they are large and a machine may be wiped), so
+`--archive DIR` keeps each finished seed's table as DIR/FOLDER/seed_K.json, and a folder of such files is tabled
+like the run folder it came from: seeds gathered over several sessions make one table."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-
 from morphbias_fast.data.synth import read_synth_config
+from morphbias_fast.errors import MorphbiasError
+from morphbias_fast.files import write_json
 from morphbias_fast.report import COLUMNS, aggregate, table
 from morphbias_fast.runfolder import RunFolder
 
@@ -56,23 +62,49 @@ def _bias_level(seeds) -> float | None:
     return None
 
 
-def run(paths: list[Path], echo=print) -> dict:
+def archived_seeds(path: Path) -> list[Path]:
+    """The seed tables of an archive folder (`--archive` wrote them), in seed order; [] for any other folder."""
+    files = [f for f in Path(path).glob("seed_*.json") if f.stem[5:].isdigit()]
+    return sorted(files, key=lambda f: int(f.stem[5:]))
+
+
+def _read_archive(path: Path) -> tuple[dict, float | None]:
+    """Every archived seed table of `path` and their common bias level."""
+    per_seed = {f.stem: json.loads(f.read_text()) for f in archived_seeds(path)}
+    levels = {t.get("bias_level") for t in per_seed.values()}
+    if len(levels) > 1:
+        raise MorphbiasError(f"{path}: the archived seeds come from different bias levels {sorted(levels, key=str)}; "
+                             f"one folder must hold one study")
+    return per_seed, levels.pop()
+
+
+def run(paths: list[Path], echo=print, archive: Path | None = None) -> dict:
+    """Table every path (a run folder, a `--seeds` folder or an archive folder); with `archive`, also keep each
+    finished seed's table of the `--seeds` folders as archive/FOLDER/seed_K.json (replacing an older copy)."""
     out = {}
     for path in paths:
         root = RunFolder(path)
         seeds = root.seeds()
-        if not seeds:
+        if not seeds and archived_seeds(path):
+            per_seed, level = _read_archive(path)
+        elif not seeds:
             out[str(path)] = one_run(root)
             echo(format_table(str(path), out[str(path)]["rows"]))
             continue
-        per_seed = {}
-        for _, r in seeds:
-            if r.done("unbiased"):  # a finished seed
-                per_seed[r.root.name] = one_run(r)
-                echo(format_table(str(r.root), per_seed[r.root.name]["rows"]))
+        else:
+            per_seed, level = {}, _bias_level(seeds)
+            for _, r in seeds:
+                if r.done("unbiased"):  # a finished seed
+                    per_seed[r.root.name] = {**one_run(r), "bias_level": level}
+                    if archive is not None:
+                        write_json(Path(archive) / Path(path).name / f"{r.root.name}.json", per_seed[r.root.name])
+        for name, t in per_seed.items():
+            echo(format_table(f"{path}: {name}", t["rows"]))
+        if not per_seed:
+            echo(f"{path}: no finished seed yet")
+            continue
         agg = aggregate(list(per_seed.values()))
-        out[str(path)] = {"seeds": list(per_seed), "per_seed": per_seed, "mean_std": agg,
-                          "bias_level": _bias_level(seeds)}
+        out[str(path)] = {"seeds": list(per_seed), "per_seed": per_seed, "mean_std": agg, "bias_level": level}
         echo(format_table(f"{path}: mean ± std [95% t-interval] over {', '.join(per_seed)}", agg["rows"]))
         echo(format_table(f"{path}: the paper's columns, mean ± std", agg["rows"], PAPER_COLUMNS))
         for t in agg["paired_tests"]:
