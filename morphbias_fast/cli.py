@@ -15,6 +15,7 @@ from morphbias_fast.bench import discover as bench_discover
 from morphbias_fast.bench import encode as bench_encode
 from morphbias_fast.bench import factorial as bench_factorial
 from morphbias_fast.bench import mitigate as bench_mitigate
+from morphbias_fast.bench import paper_tables as bench_paper_tables
 from morphbias_fast.bench import prepare as bench_prepare
 from morphbias_fast.bench import probe as bench_probe
 from morphbias_fast.bench import register as bench_register
@@ -575,6 +576,31 @@ def bench_mitigate_cmd(runs, archive, json_path) -> None:
     res = bench_mitigate.run(list(runs), echo=click.echo, archive=archive)
     if json_path:
         write_json(json_path, res)
+
+
+@bench.command("paper-tables")
+@click.option("--ours-09", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A finished `run --seeds ...` folder (or its archive) at bias 0.9: our row, and the biased "
+                   "and unbiased classifiers.")
+@click.option("--paper-09", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A finished `run --recipe paper --seeds ...` folder (or archive) on the same cohorts at 0.9.")
+@click.option("--ours-07", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="As --ours-09, at bias 0.7.")
+@click.option("--paper-07", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="As --paper-09, at 0.7; its paper_rebalance, paper_augment and paper_smote rows (`bench "
+                   "variants`) make the ablation.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the three tables as one standalone HTML page.")
+@json_option
+def bench_paper_tables_cmd(ours_09, paper_09, ours_07, paper_07, html_path, json_path) -> None:
+    """The paper's Tables 1-3 (bias 0.9, bias 0.7, its ablation at 0.7) with its published means beside the
+    same rows measured here, mean +- std over seeds. Any folder may be left out: its rows are then missing."""
+    res = bench_paper_tables.run(ours_09, paper_09, ours_07, paper_07)
+    click.echo(bench_paper_tables.format_tables(res))
+    if json_path:
+        write_json(json_path, res)
+    if html_path:
+        bench_paper_tables.write_html(html_path, res)
 
 
 @bench.command("batchnorm")

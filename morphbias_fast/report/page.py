@@ -41,13 +41,16 @@ def _fmt(r, k):
     return text + (f"<br><small>[{ci[0]:.2f}, {ci[1]:.2f}]</small>" if ci else "")
 
 
-def table_html(metrics: dict, cols: tuple) -> str:
+def table_html(metrics: dict, cols: tuple, keys: tuple = ("model",)) -> str:
+    """A table of metrics["rows"]: the `keys` fields as they are, then each column as value ± std [interval]."""
     present = [c for c in cols if any(r.get(c) is not None for r in metrics["rows"])]
-    head = "".join(f"<th>{LABELS.get(c, c.replace('_', ' '))}</th>" for c in present)
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+    head += "".join(f"<th>{LABELS.get(c, c.replace('_', ' '))}</th>" for c in present)
     body = ""
     for r in metrics["rows"]:
-        body += f"<tr><td>{html.escape(r['model'])}</td>" + "".join(f"<td>{_fmt(r, k)}</td>" for k in present) + "</tr>"
-    return f"<table><tr><th>model</th>{head}</tr>{body}</table>"
+        body += ("<tr>" + "".join(f"<td>{html.escape(str(r[k]))}</td>" for k in keys)
+                 + "".join(f"<td>{_fmt(r, k)}</td>" for k in present) + "</tr>")
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def tests_html(metrics: dict) -> str:
@@ -164,8 +167,13 @@ def write_report(run: RunFolder, metrics: dict, cohort: Cohort | None = None,
         if png.exists():
             parts += [f"<h2>Generated images: {html.escape(name)}</h2>",
                       "<img src='data:image/png;base64," + base64.b64encode(png.read_bytes()).decode() + "'>"]
+    write_page(run.report, parts)
+
+
+def write_page(path, parts: list[str]) -> None:
+    """A standalone HTML page of these parts (headings, paragraphs, tables, embedded figures)."""
     style = ("<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}td:first-child{text-align:left}</style>")
-    with atomic_path(run.report) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_text(f"<!doctype html><html><head><meta charset='utf-8'>{style}</head><body>"
                        + "\n".join(parts) + "</body></html>")

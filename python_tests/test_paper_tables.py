@@ -1,0 +1,73 @@
+"""`bench paper-tables`: the published rows against the paper's own stated gap closed, the measured rows
+against the seed files they come from, and the folder checks."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from morphbias_fast.bench import paper_tables
+from morphbias_fast.cli import main
+from morphbias_fast.report import COLUMNS
+
+
+def _archive(folder, level, models, n_seeds=3, seed=0):
+    """An archive folder (what `bench mitigate --archive` writes) of n_seeds random seed tables; each model's
+    values in its own band (biased lowest, unbiased highest), so that every gap is positive."""
+    rng = np.random.default_rng(seed)
+    band = {"biased": (0.2, 0.4), "unbiased": (0.8, 0.95)}
+    folder.mkdir(parents=True)
+    tables = []
+    for k in range(n_seeds):
+        rows = [{"model": m, **{c: float(rng.uniform(*band.get(m, (0.45, 0.75)))) for c in (*COLUMNS, "acc", "wga")}} for m in models]
+        tables.append(rows)
+        (folder / f"seed_{k}.json").write_text(json.dumps({"split": "test", "rows": rows, "bias_level": level}))
+    return tables
+
+
+def test_published_rows_give_the_gap_closed_the_paper_states():
+    # docs/METHOD.md section 5: "the paper closes 0.33 of the gap at 0.9 and 0.50 at 0.7" (two decimals)
+    res = paper_tables.run()
+    t1 = {r["model"]: r for r in res["table_1"]}
+    t2 = {r["model"]: r for r in res["table_2"]}
+    assert round(t1["paper (INR latents)"]["gap_closed_of_means"], 2) == 0.33
+    assert round(t2["paper (INR latents)"]["gap_closed_of_means"], 2) == 0.50
+    assert all(r["source"] == "published" for r in res["table_1"] + res["table_2"] + res["table_3"])
+
+
+def test_measured_rows_are_the_seed_means_of_their_folders(tmp_path):
+    ours = _archive(tmp_path / "b09", 0.9, ["biased", "mitigated", "unbiased"], seed=1)
+    paper = _archive(tmp_path / "p07", 0.7, ["biased", "mitigated", "unbiased", "paper_rebalance",
+                                             "paper_augment", "paper_smote"], seed=2)
+    out = tmp_path / "tables.json"
+    res = CliRunner().invoke(main, ["bench", "paper-tables", "--ours-09", str(tmp_path / "b09"), "--paper-07",
+                                    str(tmp_path / "p07"), "--json", str(out), "--html", str(tmp_path / "t.html")])
+    assert res.exit_code == 0, res.output[-3000:]
+    tables = json.loads(out.read_text())
+
+    def mean(seeds, model, col):
+        return np.mean([next(r for r in rows if r["model"] == model)[col] for rows in seeds])
+
+    t1 = {r["model"]: r for r in tables["table_1"] if r["source"] == "measured"}
+    assert set(t1) == {"biased", "unbiased", "ours (hash grid, our discovery and mitigation)"}  # no paper09
+    # float64 means of three numbers, computed twice in the same order: 1e-12 is far above their rounding
+    assert t1["biased"]["recall_NB"] == pytest.approx(mean(ours, "biased", "recall_NB"), rel=1e-12)
+    got = t1["ours (hash grid, our discovery and mitigation)"]
+    assert got["wga"] == pytest.approx(mean(ours, "mitigated", "wga"), rel=1e-12)
+    gap = (mean(ours, "mitigated", "recall_NB") - mean(ours, "biased", "recall_NB")) / (
+        mean(ours, "unbiased", "recall_NB") - mean(ours, "biased", "recall_NB"))
+    assert got["gap_closed_of_means"] == pytest.approx(gap, rel=1e-9)  # a ratio of those means
+    # Table 2 has only PAPER at 0.7: its biased and unbiased rows come from it, beside the reproduced paper row
+    t2 = {r["model"] for r in tables["table_2"] if r["source"] == "measured"}
+    assert t2 == {"biased", "unbiased", "paper, reproduced (SIREN, its discovery and mitigation)"}
+    t3 = {r["model"]: r for r in tables["table_3"] if r["source"] == "measured"}
+    assert list(t3) == ["re-balancing alone", "+ augmentation", "+ SMOTE", "both"]
+    assert t3["+ SMOTE"]["recall_NB"] == pytest.approx(mean(paper, "paper_smote", "recall_NB"), rel=1e-12)
+    page = (tmp_path / "t.html").read_text()
+    assert page.count("<table>") == 3 and "Table 3" in page and "re-balancing alone" in page
+
+
+def test_a_folder_at_another_bias_level_is_refused(tmp_path):
+    _archive(tmp_path / "b07", 0.7, ["biased", "mitigated", "unbiased"])
+    res = CliRunner().invoke(main, ["bench", "paper-tables", "--ours-09", str(tmp_path / "b07")])
+    assert res.exit_code != 0 and "not 0.9" in res.output
