@@ -62,6 +62,13 @@ def _bias_level(seeds) -> float | None:
     return None
 
 
+def _run_record(run: RunFolder) -> dict:
+    """What the run's own metrics.json says beside the table: its seed, cohort and the stages' warnings."""
+    if not run.metrics.exists():
+        return {}
+    return {k: v for k, v in json.loads(run.metrics.read_text()).items() if k in ("seed", "cohort", "warnings")}
+
+
 def archived_seeds(path: Path) -> list[Path]:
     """The seed tables of an archive folder (`--archive` wrote them), in seed order; [] for any other folder."""
     files = [f for f in Path(path).glob("seed_*.json") if f.stem[5:].isdigit()]
@@ -95,7 +102,7 @@ def run(paths: list[Path], echo=print, archive: Path | None = None) -> dict:
             per_seed, level = {}, _bias_level(seeds)
             for _, r in seeds:
                 if r.done("unbiased"):  # a finished seed
-                    per_seed[r.root.name] = {**one_run(r), "bias_level": level}
+                    per_seed[r.root.name] = {**_run_record(r), **one_run(r), "bias_level": level}
                     if archive is not None:
                         write_json(Path(archive) / Path(path).name / f"{r.root.name}.json", per_seed[r.root.name])
         for name, t in per_seed.items():
