@@ -647,10 +647,13 @@ def bench_variants_cmd(runs, variant) -> None:
               help="Folder for the eight combinations (OUT/<arch>-<discovery>-<mitigation>/seed_K).")
 @click.option("--seeds", default="0,1,2,3,4", show_default=True,
               help="Comma-separated seeds; both runs must have finished these seed folders.")
+@click.option("--archive", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also keep each combination's finished seeds as ARCHIVE/<combination>/seed_K.json, and take the "
+                   "effects over every seed archived there: seeds run in several sessions make one table.")
 @epochs_option
 @device_option
 @json_option
-def bench_factorial_cmd(hashgrid_run, siren_run, out_dir, seeds, epochs, device, json_path) -> None:
+def bench_factorial_cmd(hashgrid_run, siren_run, out_dir, seeds, archive, epochs, device, json_path) -> None:
     """Representation x discovery x mitigation, ours or the paper's: how much of the difference each part
     brings. HASHGRID_RUN is a finished `run --seeds ...` folder, SIREN_RUN a finished `run --recipe paper
     --seeds ...` folder on the same cohorts (same seeds and bias level). Each combination reuses its source's
@@ -664,7 +667,7 @@ def bench_factorial_cmd(hashgrid_run, siren_run, out_dir, seeds, epochs, device,
         raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers",
                                  param_hint="--seeds") from None
     res = bench_factorial.run(hashgrid_run, siren_run, out_dir, seed_list, epochs=epochs, device=device,
-                              echo=click.echo)
+                              echo=click.echo, archive=archive)
     click.echo(bench_factorial.format_effects(res))
     if json_path:
         write_json(json_path, res)

@@ -3,6 +3,7 @@ independent implementation), and the eight combinations built end to end from tw
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from scipy import stats
 
@@ -89,3 +90,40 @@ def test_factorial_refuses_sources_on_different_cohorts(two_runs, tmp_path):
     assert res.exit_code != 0
     assert "same synthetic cohort" in res.output
     assert not (tmp_path / "fact").exists()  # refused before anything was built
+
+
+def test_factorial_archive_adds_seeds_up_across_calls(two_runs, tmp_path):
+    """--archive keeps each combination's seed; a later call takes the effects over every seed archived for all
+    eight combinations (a seed archived for only some is left out)."""
+    archive = tmp_path / "archive"
+
+    def factorial_json(*extra):
+        out = tmp_path / "f.json"
+        res = CliRunner().invoke(main, ["bench", "factorial", str(two_runs / "hg"), str(two_runs / "siren"), "--out",
+                                        str(two_runs / "fact"), "--seeds", "0", "--epochs", "2", "--device", "cpu",
+                                        "--json", str(out), *extra])
+        assert res.exit_code == 0, res.output[-3000:]
+        return json.loads(out.read_text())
+
+    plain = factorial_json()
+    first = factorial_json("--archive", str(archive))
+    assert first["seeds"] == [0] and first["effects"] == plain["effects"]
+    names = [factorial.combo_name(c) for c in factorial.combinations()]
+    assert sorted(p.name for p in archive.iterdir()) == sorted(names)
+    # a second seed, as another session would archive it: seed 0's tables with WGA raised by 0.1 wherever the
+    # representation is ours, so the representation's effect on WGA rises by exactly 0.1 there
+    for c in factorial.combinations():
+        table = json.loads((archive / factorial.combo_name(c) / "seed_0.json").read_text())
+        for r in table["rows"]:
+            if r["model"] == "mitigated" and c["arch"] == "hashgrid":
+                r["wga"] += 0.1
+        (archive / factorial.combo_name(c) / "seed_1.json").write_text(json.dumps(table))
+    (archive / names[0] / "seed_2.json").write_text((archive / names[0] / "seed_0.json").read_text())
+    both = factorial_json("--archive", str(archive))
+    assert both["seeds"] == [0, 1]
+    e0, e1 = both["effects"]["arch"]["wga"]["per_seed"]
+    assert e0 == plain["effects"]["arch"]["wga"]["per_seed"][0]
+    # differences of sums of four floats near 0.8: float64 rounding is ~1e-16, far under 1e-12
+    assert abs((e1 - e0) - 0.1) < 1e-12
+    assert both["effects"]["discovery"]["wga"]["per_seed"] == [pytest.approx(x, abs=1e-12) for x in
+                                                               plain["effects"]["discovery"]["wga"]["per_seed"] * 2]

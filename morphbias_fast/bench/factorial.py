@@ -11,7 +11,11 @@ same subgroups), and so is its mitigation where that is the combination's too (t
 
 Per seed, the main effect of a part is the mean over the other two parts' four combinations of (ours minus
 the paper's); across seeds: mean, standard deviation and the 95% t-interval. The metric is that of the
-"mitigated" row of each combination's report (WGA, its gap closed, the shortcut effect, cf sensitivity)."""
+"mitigated" row of each combination's report (WGA, its gap closed, the shortcut effect, cf sensitivity).
+
+With an archive folder, each combination's finished seeds are also kept as ARCHIVE/<combination>/seed_K.json
+(as `bench mitigate --archive` keeps a run's), and the effects are taken over every seed archived for all eight
+combinations: a factorial run a few seeds per session adds up to one table."""
 from __future__ import annotations
 
 import itertools
@@ -22,8 +26,10 @@ import numpy as np
 from scipy import stats
 
 from morphbias_fast import pipeline
+from morphbias_fast.bench import mitigate as bench_mitigate
 from morphbias_fast.data.synth import read_synth_config
 from morphbias_fast.errors import MorphbiasError
+from morphbias_fast.files import write_json
 from morphbias_fast.runfolder import RunFolder
 
 PARTS = ("arch", "discovery", "mitigation")
@@ -103,9 +109,23 @@ def effects(per_combo: dict[str, list[dict]], seeds: list[int]) -> dict:
     return out
 
 
+def _mitigated(metrics: dict) -> dict:
+    return next(r for r in metrics["rows"] if r["model"] == "mitigated")
+
+
+def archived(archive: Path) -> tuple[list[int], dict[str, list[dict]]]:
+    """The seeds archived for all eight combinations, and each combination's mitigated row per such seed."""
+    found = {combo_name(c): {int(f.stem[5:]): f for f in bench_mitigate.archived_seeds(Path(archive) / combo_name(c))}
+             for c in combinations()}
+    seeds = sorted(set.intersection(*(set(files) for files in found.values())))
+    return seeds, {name: [_mitigated(json.loads(files[k].read_text())) for k in seeds]
+                   for name, files in found.items()}
+
+
 def run(hashgrid: Path, siren: Path, out: Path, seeds: list[int], epochs: int = 30, device: str = "auto",
-        echo=print) -> dict:
-    """Build and finish every combination for `seeds`, then table them and their main effects."""
+        echo=print, archive: Path | None = None) -> dict:
+    """Build and finish every combination for `seeds`, then table them and their main effects (over every
+    archived seed, with `archive`)."""
     sources = {"hashgrid": RunFolder(hashgrid), "siren": RunFolder(siren)}
     _check_sources(sources, seeds)
     per_combo: dict[str, list[dict]] = {}
@@ -125,13 +145,17 @@ def run(hashgrid: Path, siren: Path, out: Path, seeds: list[int], epochs: int = 
             if same_mitigation:
                 _link(dst.root / "mitigate", src.mitigate().path)
             echo(f"{name} seed {seed}")
-            s = pipeline.Settings(cohort=src.resolve_cohort(), epochs=epochs, device=device, **settings)
-            per_combo[name].append(pipeline.run_one(dst.root, s, seed).metrics)
-    rows = {}
-    for name, per_seed in per_combo.items():
-        mitigated = [next(r for r in m["rows"] if r["model"] == "mitigated") for m in per_seed]
-        rows[name] = {k: [r.get(k) for r in mitigated] for k in METRICS}
-        per_combo[name] = mitigated
+            cohort = src.resolve_cohort()
+            s = pipeline.Settings(cohort=cohort, epochs=epochs, device=device, **settings)
+            metrics = pipeline.run_one(dst.root, s, seed).metrics
+            per_combo[name].append(_mitigated(metrics))
+            if archive is not None:
+                level = getattr(read_synth_config(cohort), "bias_level", None)
+                write_json(Path(archive) / name / f"seed_{seed}.json", {**metrics, "bias_level": level})
+    if archive is not None:
+        seeds, per_combo = archived(archive)
+        echo(f"effects over the seeds archived in {archive}: {', '.join(map(str, seeds))}")
+    rows = {name: {k: [r.get(k) for r in mitigated] for k in METRICS} for name, mitigated in per_combo.items()}
     return {"seeds": seeds, "sources": {k: str(v.root) for k, v in sources.items()}, "combinations": rows,
             "effects": effects(per_combo, seeds)}
 
