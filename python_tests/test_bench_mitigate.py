@@ -1,7 +1,10 @@
 """`bench mitigate --archive`: a seed's table kept as a file tables like the run folder it came from."""
 import json
 
+import pandas as pd
+import pytest
 from click.testing import CliRunner
+from sklearn.metrics import precision_score, recall_score
 
 from morphbias_fast.cli import main
 
@@ -30,3 +33,18 @@ def test_an_archive_of_two_bias_levels_is_refused(two_runs, tmp_path):
     (tmp_path / "hg" / "seed_1.json").write_text(json.dumps({**table, "bias_level": 0.7}))
     res = CliRunner().invoke(main, ["bench", "mitigate", str(tmp_path / "hg")])
     assert res.exit_code != 0 and "different bias levels" in res.output
+
+
+def test_archive_keeps_how_discovery_did(two_runs, tmp_path):
+    # A warning in an archived seed is read against how discovery did, so the archive carries its train
+    # precision and recall, checked here against sklearn on the run's own subgroups.csv and participants.tsv.
+    _bench(two_runs / "hg", "--archive", tmp_path)
+    rec = json.loads((tmp_path / "hg" / "seed_0.json").read_text())["discovery"]
+    seed = two_runs / "hg" / "seed_0"
+    sel = pd.read_csv(seed / "discover" / "subgroups.csv").query("split == 'train'").set_index("participant_id")
+    truth = pd.read_csv(two_runs / "cohort" / "participants.tsv", sep="\t").set_index("participant_id").loc[sel.index]
+    target = (truth.bias != truth.disease).astype(int)  # the under-represented cells B&ND and NB&D
+    assert rec["train_precision"] == pytest.approx(precision_score(target, sel.selected), abs=1e-12)
+    assert rec["train_recall"] == pytest.approx(recall_score(target, sel.selected), abs=1e-12)
+    check = json.loads((seed / "discover" / "summary.json").read_text())["split_check"]
+    assert rec["split_check_p"] == check["p"]

@@ -63,10 +63,19 @@ def _bias_level(seeds) -> float | None:
 
 
 def _run_record(run: RunFolder) -> dict:
-    """What the run's own metrics.json says beside the table: its seed, cohort and the stages' warnings."""
-    if not run.metrics.exists():
-        return {}
-    return {k: v for k, v in json.loads(run.metrics.read_text()).items() if k in ("seed", "cohort", "warnings")}
+    """What the run says beside the table: its seed, cohort and the stages' warnings (metrics.json), and how
+    its discovery did (summary.json): train precision and recall of the re-balanced set against the true bias
+    (null on a real cohort) and the held-out split check's p, so that an archived seed shows whether a warning
+    was a false alarm."""
+    out = {}
+    if run.metrics.exists():
+        out = {k: v for k, v in json.loads(run.metrics.read_text()).items() if k in ("seed", "cohort", "warnings")}
+    if run.discover.summary.exists():
+        s = json.loads(run.discover.summary.read_text())
+        train = s.get("splits", {}).get("train", {})
+        out["discovery"] = {"train_precision": train.get("precision"), "train_recall": train.get("recall"),
+                            "split_check_p": (s.get("split_check") or {}).get("p")}
+    return out
 
 
 def archived_seeds(path: Path) -> list[Path]:
