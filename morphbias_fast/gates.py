@@ -143,7 +143,8 @@ def split_check(check: dict | None) -> list[str]:
     return [f"the discovered split does not explain the classifier's val errors (p = {check['p']:.2g}): missed "
             f"disease {100 * d['error_disfavoured']:.0f}% on the S_NB side vs {100 * d['error_favoured']:.0f}%, "
             f"false alarms {100 * n['error_disfavoured']:.0f}% on the S_B side vs {100 * n['error_favoured']:.0f}%; "
-            f"the split is probably not the shortcut, and mitigation built on it may not help"]
+            f"either the split is not the shortcut, and mitigation built on it may not help, or the classifier "
+            f"leans on it too little for its errors to show it (a weak shortcut)"]
 
 
 def say_all(warnings: list[str]) -> str:
