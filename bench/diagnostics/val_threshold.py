@@ -7,42 +7,42 @@ data), and the test WGA over the true bias x disease cells at 0.5 and at that th
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-MODELS = ("classify", "mitigate", "mitigate_oracle", "mitigate_groupbal", "mitigate_paper", "mitigate_jtt")
+from morphbias_fast.evaluation import cell_metrics
+from morphbias_fast.files import write_json
+from morphbias_fast.report.metrics import val_discovered
+from morphbias_fast.runfolder import RunFolder
+
 GRID = np.round(np.arange(0.05, 0.95 + 1e-9, 0.005), 3)
 
 
-def worst_cell(prob: pd.Series, y: pd.Series, key: pd.Series, t: float) -> float:
-    """The lowest accuracy over the groups of `key` when predicting 1 at prob >= t."""
-    right = (prob >= t).astype(int) == y
-    return float(right.groupby(key).mean().min())
+def at(preds: pd.DataFrame, t: float) -> pd.DataFrame:
+    """The predictions with the label called at prob >= t."""
+    return preds.assign(y_pred=(preds.prob >= t).astype(int))
 
 
-def one_run(run: Path) -> dict:
-    truth = pd.read_csv(run / "cohort" / "participants.tsv", sep="\t").set_index("participant_id")
-    roles = pd.read_csv(run / "discover" / "subgroups.csv").set_index("participant_id")["role"]
+def one_run(path: Path) -> dict:
+    run = RunFolder(path)
+    truth = pd.read_csv(run.resolve_cohort() / "participants.tsv", sep="\t").set_index("participant_id")
+    roles = run.discover.read_subgroups()["role"]
     out = {}
-    for m in MODELS:
-        f = run / m / "predictions.csv"
-        if not f.exists():
-            continue
-        p = pd.read_csv(f).set_index("participant_id")
-        val = p[p.split == "val"].join(roles)
-        val = val[val.role.isin(["S_B", "S_NB"])]
-        vkey = val.role + "_" + val.y_true.astype(str)
-        scores = [worst_cell(val.prob, val.y_true, vkey, t) for t in GRID]
+    for model, f in run.model_predictions().items():
+        preds = pd.read_csv(f)
+        scores = [val_discovered(at(preds, t), roles)["val_disc_wga"] for t in GRID]
         t = float(GRID[int(np.argmax(scores))])  # the first (lowest) threshold of the best ones
-        test = p[p.split == "test"].join(truth["bias"])
-        tkey = test.bias.astype(str) + "_" + test.y_true.astype(str)
-        out[m] = {"threshold": t, "val_worst_discovered": max(scores),
-                  "val_worst_discovered_at_0.5": worst_cell(val.prob, val.y_true, vkey, 0.5),
-                  "test_wga_at_0.5": worst_cell(test.prob, test.y_true, tkey, 0.5),
-                  "test_wga_at_threshold": worst_cell(test.prob, test.y_true, tkey, t)}
+        test = preds[preds.split == "test"]
+        bias = truth.loc[test.participant_id, "bias"].to_numpy()
+
+        def test_wga(threshold: float) -> float:
+            return cell_metrics(test.y_true, at(test, threshold).y_pred, bias, n_boot=1)["wga"]
+
+        out[model] = {"threshold": t, "val_worst_discovered": max(scores),
+                      "val_worst_discovered_at_0.5": val_discovered(at(preds, 0.5), roles)["val_disc_wga"],
+                      "test_wga_at_0.5": test_wga(0.5), "test_wga_at_threshold": test_wga(t)}
     return out
 
 
@@ -56,9 +56,7 @@ def main() -> None:
         for m, v in models.items():
             print(f"{r} {m}: t {v['threshold']:.3f}, test WGA {v['test_wga_at_0.5']:.3f} -> "
                   f"{v['test_wga_at_threshold']:.3f}")
-    tmp = args.json.with_suffix(".tmp")
-    tmp.write_text(json.dumps(res, indent=1, allow_nan=False))
-    tmp.replace(args.json)
+    write_json(args.json, res)
 
 
 if __name__ == "__main__":
