@@ -233,6 +233,11 @@ def classify_cmd(run_dir, cohort_dir, label_column, epochs, batch_size, lr, seed
                    "[default: ours auto, paper mse]")
 @click.option("--lncc-radius", type=click.IntRange(min=1), default=None,
               help="lncc window radius in voxels (a side of 2r+1).  [default: 2]")
+@click.option("--denoise", type=click.Choice(["auto", "none", "curvature"]), default=None,
+              help="Denoise the scans before registration (registration only; the classifier sees them as they "
+                   "are). curvature: edge-preserving curvature anisotropic diffusion (SimpleITK). auto: none for "
+                   "template cohorts (noise-free), curvature for mri cohorts and real scans.  "
+                   "[default: ours auto, paper none]")
 @seed_option
 @device_option
 @atlas_option
@@ -240,7 +245,7 @@ def classify_cmd(run_dir, cohort_dir, label_column, epochs, batch_size, lr, seed
 @overwrite_option
 @strict_option
 def register_cmd(run_dir, cohort_dir, recipe, arch, time_budget, steps, fit_steps, batch_subjects, points,
-                 similarity, lncc_radius, seed, device, atlas, resume, overwrite, strict) -> None:
+                 similarity, lncc_radius, denoise, seed, device, atlas, resume, overwrite, strict) -> None:
     """Register every image of COHORT_DIR to its atlas with one generalizable INR and a latent per subject.
 
     Trains on the train split, then fits every subject's latent (train, val and test alike) with the network
@@ -253,7 +258,8 @@ def register_cmd(run_dir, cohort_dir, recipe, arch, time_budget, steps, fit_step
     processes (gloo on CPU, NCCL on GPU); the result equals the one-process run up to floating-point noise.
     """
     given = {k: v for k, v in dict(arch=arch, batch_subjects=batch_subjects, points=points,
-                                   similarity=similarity, lncc_radius=lncc_radius).items() if v is not None}
+                                   similarity=similarity, lncc_radius=lncc_radius,
+                                   denoise=denoise).items() if v is not None}
     inr = register.INRConfig.for_recipe(recipe, steps=steps, time_budget=time_budget or None, fit_steps=fit_steps,
                                         seed=seed, device=device, **given)
     run = RunFolder(run_dir)

@@ -17,6 +17,7 @@ from morphbias_fast.devices import resolve_device
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.files import atomic_path, write_json
 from morphbias_fast.register.config import INRConfig
+from morphbias_fast.register.denoise import curvature_diffusion, denoise_for
 from morphbias_fast.register.distributed import Dist, init_distributed, rank_device
 from morphbias_fast.register.images import Images
 from morphbias_fast.register.quality import split_metrics
@@ -74,7 +75,10 @@ def _load_inputs(cfg: Config) -> _Inputs:
     mask = read_nifti(cohort.mask_path)[0] > 0.5 if cohort.mask_path else np.ones(atlas.shape, bool)
     device = rank_device(resolve_device(cfg.inr.device))
     spacing = np.sqrt((atlas_affine[:3, :atlas.ndim] ** 2).sum(0))
-    return _Inputs(cohort, Images(cohort.images, atlas, device), mask, spacing, device, Path(atlas_path))
+    images = cohort.images
+    if cfg.inr.denoise == "curvature":
+        images = curvature_diffusion(images, spacing, progress=cfg.progress)
+    return _Inputs(cohort, Images(images, atlas, device), mask, spacing, device, Path(atlas_path))
 
 
 def _resume_state(files: RegisterFolder, ckpt_path: Path, cfg: Config, device: torch.device) -> dict | None:
@@ -143,6 +147,8 @@ def run(run: RunFolder, cfg: Config) -> Result:
     t0 = time.monotonic()
     if cfg.inr.similarity == "auto":
         cfg = replace(cfg, inr=replace(cfg.inr, similarity=similarity_for(cfg.cohort)))
+    if cfg.inr.denoise == "auto":
+        cfg = replace(cfg, inr=replace(cfg.inr, denoise=denoise_for(cfg.cohort)))
     inp = _load_inputs(cfg)
     dist = init_distributed(inp.device)
     files = run.register
