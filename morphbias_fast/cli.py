@@ -233,11 +233,11 @@ def classify_cmd(run_dir, cohort_dir, label_column, epochs, batch_size, lr, seed
                    "[default: ours auto, paper mse]")
 @click.option("--lncc-radius", type=click.IntRange(min=1), default=None,
               help="lncc window radius in voxels (a side of 2r+1).  [default: 2]")
-@click.option("--denoise", type=click.Choice(["auto", "none", "curvature"]), default=None,
-              help="Denoise the scans before registration (registration only; the classifier sees them as they "
-                   "are). curvature: edge-preserving curvature anisotropic diffusion (SimpleITK). auto: none for "
-                   "template cohorts (noise-free), curvature for mri cohorts and real scans.  "
-                   "[default: ours auto, paper none]")
+@click.option("--denoise", type=click.Choice(["none", "curvature"]), default=None,
+              help="curvature: denoise the scans before registration with edge-preserving curvature anisotropic "
+                   "diffusion (SimpleITK; registration only, the classifier sees the scans as they are). On a "
+                   "synthetic mri cohort it raised the bias carried by the latents but not detection "
+                   "(bench/RESULTS.md).  [default: none]")
 @seed_option
 @device_option
 @atlas_option

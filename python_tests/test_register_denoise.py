@@ -1,5 +1,5 @@
 """Denoising before registration: it must smooth noise inside a tissue while keeping the boundary (which is what
-separates it from a plain blur), follow each axis's spacing, and be on for noisy cohorts only."""
+separates it from a plain blur), follow each axis's spacing, and reach the register stage when asked for."""
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -9,7 +9,7 @@ from morphbias_fast.data import load_cohort
 from morphbias_fast.data.synth import SynthConfig, synthesize
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.register.config import INRConfig
-from morphbias_fast.register.denoise import curvature_diffusion, denoise_for
+from morphbias_fast.register.denoise import curvature_diffusion
 from morphbias_fast.register.stage import _load_inputs
 from morphbias_fast.runfolder import RunFolder
 
@@ -51,13 +51,8 @@ def test_each_axis_gets_its_own_spacing():
     assert np.abs(a - swapped).max() > 0.05  # measured 0.15: the spacing is used, on the right axes
 
 
-def test_auto_denoises_mri_cohorts_only(tmp_path):
-    mri, tpl = tmp_path / "mri", tmp_path / "tpl"
-    synthesize(mri, SynthConfig(seed=2, appearance="mri", n_train=2, n_val=2, n_test=4, spacing=8.0), progress=False)
-    synthesize(tpl, SynthConfig(n_train=2, n_val=2, n_test=4, spacing=8.0), progress=False)
-    assert denoise_for(mri) == "curvature" and denoise_for(tpl) == "none"
-    assert denoise_for(tmp_path) == "curvature"  # not a synth cohort: real scans carry noise
-    assert INRConfig.paper().denoise == "none"  # the published recipe registers the scans as they are
+def test_denoising_is_opt_in():
+    assert INRConfig().denoise == "none" and INRConfig.paper().denoise == "none"
     with pytest.raises(MorphbiasError, match="--denoise"):
         INRConfig(denoise="gaussian")
 
@@ -65,9 +60,9 @@ def test_auto_denoises_mri_cohorts_only(tmp_path):
 def test_the_register_stage_trains_on_the_denoised_scans(tmp_path):
     mri = tmp_path / "mri"
     synthesize(mri, SynthConfig(seed=2, appearance="mri", n_train=4, n_val=2, n_test=4, spacing=8.0), progress=False)
-    inr = INRConfig(steps=2, time_budget=None, fit_steps=1, batch_subjects=2, device="cpu")
+    inr = INRConfig(steps=2, time_budget=None, fit_steps=1, batch_subjects=2, device="cpu", denoise="curvature")
     metrics = register.run(RunFolder(tmp_path / "run"), register.Config(mri, inr, progress=False)).metrics
-    assert metrics["config"]["denoise"] == "curvature"  # auto, resolved and recorded
+    assert metrics["config"]["denoise"] == "curvature"  # recorded with the run's settings
     cfg = register.Config(mri, INRConfig(denoise="curvature", device="cpu"))
     got = _load_inputs(cfg).imgs.images.numpy()
     raw = load_cohort(mri).images

@@ -39,7 +39,7 @@ class INRConfig:
     fold_margin: float = 0.1
     similarity: str = "auto"           # auto: mse on template cohorts, lncc otherwise (register/stage.py)
     lncc_radius: int = LNCC_RADIUS     # lncc window: 2r+1 voxels a side
-    denoise: str = "auto"              # auto: none on template cohorts, curvature otherwise (register/denoise.py)
+    denoise: str = "none"              # curvature: denoise the scans before registration (register/denoise.py)
     weight_decay: float = 0.0         # AdamW's, on the network (paper recipe)
     lr_decay: float = 1.0              # learning-rate factor per epoch (an epoch: every training subject once)
     coord_std: float = 0.4             # paper recipe: std of the sampled coordinates in [-1, 1]
@@ -55,7 +55,7 @@ class INRConfig:
         same optimiser, so 1e-5), and the fitting of new subjects (ours: all at once from the mean training
         latent, lr_fit). No Jacobian terms: the paper has none."""
         paper = dict(arch="siren", recipe="paper", latent_dim=256, batch_subjects=1, points=16384, lr_siren=1e-5,
-                     lr_latent=1e-5, alpha=0.01, beta=1e-4, gamma=0.0, fold_weight=0.0, similarity="mse", denoise="none",
+                     lr_latent=1e-5, alpha=0.01, beta=1e-4, gamma=0.0, fold_weight=0.0, similarity="mse",
                      weight_decay=1.0, lr_decay=0.999, coord_std=0.4)
         return cls(**{**paper, **overrides})
 
@@ -75,8 +75,8 @@ class INRConfig:
             raise MorphbiasError(f"--arch must be hashgrid or siren, got {self.arch!r}")
         if self.similarity not in ("auto", "mse", "ncc", "lncc"):
             raise MorphbiasError(f"--similarity must be auto, mse, ncc or lncc, got {self.similarity!r}")
-        if self.denoise not in ("auto", "none", "curvature"):
-            raise MorphbiasError(f"--denoise must be auto, none or curvature, got {self.denoise!r}")
+        if self.denoise not in ("none", "curvature"):
+            raise MorphbiasError(f"--denoise must be none or curvature, got {self.denoise!r}")
         if self.lncc_radius < 1:
             raise MorphbiasError(f"--lncc-radius must be at least 1, got {self.lncc_radius}")
         if self.steps is None and self.time_budget is None:

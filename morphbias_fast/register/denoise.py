@@ -1,25 +1,16 @@
 """Edge-preserving denoising of the subject scans before registration (SimpleITK's curvature anisotropic
-diffusion). A local-correlation similarity on noisy scans learns fields that miss a structure's 2 mm change;
-smoothing within tissues while keeping their boundaries gives it back (bench/RESULTS.md, "Denoising before
-registration"). Only registration sees the denoised scans: the classifier trains on the scans as they are."""
+diffusion), `register --denoise curvature`. Only registration sees the denoised scans: the classifier trains on
+the scans as they are. Off by default: on an mri cohort it helped a classical B-spline registration (its worst
+subjects) and raised the bias probe of our latents, but moved neither our endpoint error beyond run-to-run
+spread nor detection (bench/RESULTS.md, "Denoising before registration")."""
 from __future__ import annotations
 
 import numpy as np
 import SimpleITK as sitk
 from tqdm.auto import tqdm
 
-from morphbias_fast.data.synth import read_synth_config
-
-DENOISE = ("auto", "none", "curvature")
 ITERATIONS = 10
 CONDUCTANCE = 2.0  # relative to the image's mean gradient (ITK's convention), so the intensity scale does not matter
-
-
-def denoise_for(cohort_dir) -> str:
-    """What `auto` means: none where every subject is the noise-free atlas warped (a template cohort), curvature
-    wherever scans carry noise (mri cohorts and real scans)."""
-    synth = read_synth_config(cohort_dir)
-    return "none" if synth is not None and synth.appearance == "template" else "curvature"
 
 
 def curvature_diffusion(images: np.ndarray, spacing, progress: bool = False) -> np.ndarray:

@@ -17,7 +17,7 @@ from morphbias_fast.devices import resolve_device
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.files import atomic_path, write_json
 from morphbias_fast.register.config import INRConfig
-from morphbias_fast.register.denoise import curvature_diffusion, denoise_for
+from morphbias_fast.register.denoise import curvature_diffusion
 from morphbias_fast.register.distributed import Dist, init_distributed, rank_device
 from morphbias_fast.register.images import Images
 from morphbias_fast.register.quality import split_metrics
@@ -147,8 +147,6 @@ def run(run: RunFolder, cfg: Config) -> Result:
     t0 = time.monotonic()
     if cfg.inr.similarity == "auto":
         cfg = replace(cfg, inr=replace(cfg.inr, similarity=similarity_for(cfg.cohort)))
-    if cfg.inr.denoise == "auto":
-        cfg = replace(cfg, inr=replace(cfg.inr, denoise=denoise_for(cfg.cohort)))
     inp = _load_inputs(cfg)
     dist = init_distributed(inp.device)
     files = run.register
