@@ -4,7 +4,7 @@ and does it see the bias? If it is no closer than the INR, the images themselves
 closer, our training is the limit (bench/RESULTS.md, issue 15).
 
     python bench/diagnostics/classical_registration.py COHORT_DIR --n 20 --json OUT.json
-        [--preprocess none,curvature,gaussian,bilateral,patch,noiseless] [--meshes 4,8,16]
+        [--preprocess none,curvature,gaussian,noiseless] [--meshes 4,8,16]
 
 Per subject of the test split (the first N, which are in no particular order of bias or disease): fixed = the
 subject, moving = the cohort's atlas (so the transform maps a subject point to the atlas point it samples, our
@@ -23,8 +23,6 @@ Preprocessing (SimpleITK filters; the atlas is a clean template and is left as i
 - curvature: the register stage's denoising (morphbias_fast.register.denoise: curvature anisotropic diffusion,
   edge-preserving smoothing);
 - gaussian: Gaussian smoothing of sigma one voxel (no edge preservation);
-- bilateral: bilateral filter (domain sigma one voxel, range sigma 0.05 of the intensity scale);
-- patch: patch-based (non-local means) denoising;
 - noiseless: not a preprocessing but the ceiling any denoiser could reach (mri cohorts of `synth` only): the
   subject's own warped tissue maps rendered without site contrast, blur, field or noise."""
 from __future__ import annotations
@@ -71,15 +69,6 @@ def preprocess(name: str, img, noiseless_img=None):
         return out
     if name == "gaussian":  # plain smoothing, one voxel: what edge preservation is compared with
         return sitk.SmoothingRecursiveGaussian(img, float(img.GetSpacing()[0]))
-    if name == "bilateral":
-        return sitk.Bilateral(img, domainSigma=float(img.GetSpacing()[0]), rangeSigma=0.05)
-    if name == "patch":
-        f = sitk.PatchBasedDenoisingImageFilter()  # the kernel bandwidth estimated from the image (scale ~1 here)
-        f.SetKernelBandwidthEstimation(True)
-        f.SetKernelBandwidthSigma(0.05)
-        f.SetPatchRadius(2)
-        f.SetNumberOfIterations(2)
-        return f.Execute(img)
     if name == "noiseless":
         return noiseless_img
     raise SystemExit(f"--preprocess: unknown {name!r}")
