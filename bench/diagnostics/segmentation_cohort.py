@@ -22,6 +22,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
+from scipy.special import softmax
 from sklearn.mixture import GaussianMixture
 from tqdm import tqdm
 
@@ -33,16 +34,24 @@ from morphbias_fast.data.template import load_tissues
 LEVELS = np.array([0.0, 1 / 3, 2 / 3, 1.0])  # background, CSF, grey, white: the noiseless rendering's values
 
 
-def segment(scan: np.ndarray, seed: int = 0) -> np.ndarray:
-    """A 2-D or 3-D scan -> its soft tissue rendering: N4 with an Otsu mask of the bright tissue, then a
-    four-class mixture (background, CSF, grey, white by their means) of every voxel's corrected intensity."""
+def n4_correct(scan: np.ndarray) -> np.ndarray:
+    """SimpleITK's N4 bias-field correction, its field fitted inside an Otsu mask of the bright tissue."""
     img = sitk.GetImageFromArray(scan.astype(np.float32))
     mask = sitk.OtsuThreshold(img, 0, 1, 200)  # below the threshold 0, above 1: the brain's bright tissue
-    corrected = sitk.GetArrayFromImage(sitk.N4BiasFieldCorrection(img, mask))
-    v = corrected.reshape(-1, 1).astype(np.float64)
+    return sitk.GetArrayFromImage(sitk.N4BiasFieldCorrection(img, mask))
+
+
+def tissue_log_likelihood(image: np.ndarray, seed: int = 0) -> np.ndarray:
+    """[*shape, 4] log p(intensity, class) of a four-class Gaussian mixture fitted to every voxel, classes
+    ordered by mean (background, CSF, grey, white)."""
+    v = image.reshape(-1, 1).astype(np.float64)
     gmm = GaussianMixture(4, random_state=seed).fit(v)
-    p = gmm.predict_proba(v)[:, np.argsort(gmm.means_.ravel())]
-    return (p @ LEVELS).reshape(scan.shape).astype(np.float32)
+    return gmm._estimate_weighted_log_prob(v)[:, np.argsort(gmm.means_.ravel())].reshape(*image.shape, 4)
+
+
+def segment(scan: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A 2-D or 3-D scan -> its soft tissue rendering: N4, then the mixture's posteriors weighted by LEVELS."""
+    return (softmax(tissue_log_likelihood(n4_correct(scan), seed), axis=-1) @ LEVELS).astype(np.float32)
 
 
 def main() -> None:
