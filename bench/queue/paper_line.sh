@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# bash paper_line.sh LEVEL SEED: print the queue.txt line for one seed of the issue-17 study, e.g.
+# `bash paper_line.sh 09 3` for bias 0.9, seed 3. From the frozen copy (frozen.sh) the line runs, in order:
+# the hash-grid run bLEVEL/seed_K with the default only (nothing to do when study_line.sh ran it earlier in
+# the session: `run` resumes), the paper's recipe pLEVEL/seed_K, the variants of the paper's recipe (the four
+# settings it leaves open; at 0.7 also its ablation, Table 3), and the factorial table's eight combinations
+# for the seed (`bench factorial --archive`). It archives the recipe's seed table (with the variant rows) and
+# each combination's under bench/results/archive/, and commits only those files. Paths as in study_line.sh.
+L=$1 K=$2
+RUNS=${RUNS:-/work/runs} REPO=${REPO:-/work/main} VENV=${VENV:-/tmp/venv_dev}
+mbf="cd /tmp && $VENV/bin/python /tmp/frozen_pkg/mbf.py" level="0.${L:1}"
+variants="paper_w1_kmeans paper_w1_confusion paper_w10_kmeans paper_w10_confusion"
+[ "$L" = 07 ] && variants="$variants paper_rebalance paper_augment paper_smote"
+line="$mbf run --out $RUNS/b$L --bias-level $level --seeds $K && $mbf run --recipe paper --out $RUNS/p$L"
+line="$line --bias-level $level --seeds $K"
+for v in $variants; do line="$line && $mbf bench variants $RUNS/p$L --variant $v"; done
+arc="$REPO/bench/results/archive"
+line="$line && $mbf bench mitigate $RUNS/p$L --archive $arc && $mbf bench factorial $RUNS/b$L $RUNS/p$L"
+line="$line --seeds $K --out $RUNS/fact$L --archive $arc/fact$L"
+echo "$line; cd $REPO && git add bench/results/archive/p$L/seed_$K.json bench/results/archive/fact$L &&" \
+     "git commit -qm \"p$L (the paper's recipe, bias $level, dev seed $K): its table with the variants and the" \
+     "seed's eight factorial combinations archived as they finished\" -- bench/results/archive/p$L/seed_$K.json" \
+     "bench/results/archive/fact$L"
