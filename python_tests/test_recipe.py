@@ -48,7 +48,7 @@ def test_run_with_the_papers_recipe_end_to_end(tmp_path):
     synthesize(cohort, SynthConfig(n_train=60, n_val=30, n_test=20, spacing=8.0, bias_level=0.9), progress=False)
     out = tmp_path / "run"
     res = CliRunner().invoke(main, ["run", "--out", str(out), "--cohort", str(cohort), "--recipe", "paper",
-                                    "--time-budget", "20", "--epochs", "2", "--device", "cpu"])
+                                    "--time-budget", "20", "--epochs", "2", "--device", "cpu", "--seed", "3"])
     assert res.exit_code == 0, res.output[-3000:]
     reg = json.loads((out / "register" / "metrics.json").read_text())
     assert (reg["config"]["recipe"], reg["config"]["arch"], reg["config"]["latent_dim"]) == ("paper", "siren", 256)
@@ -63,6 +63,7 @@ def test_run_with_the_papers_recipe_end_to_end(tmp_path):
     found = json.loads((out / "discover_paper_w1_confusion" / "summary.json").read_text())
     assert found["method"] == "paper"
     assert (found["config"]["mixture_weight"], found["config"]["mixture_init"]) == (1.0, "confusion")
+    assert found["seed"] == 3  # the run's own seed (a run folder without seed_K folders), not 0
     assert (out / "mitigate_paper_w1_confusion" / "predictions.csv").exists()
     rows = [r["model"] for r in json.loads((out / "metrics.json").read_text())["rows"]]
     assert "paper_w1_confusion" in rows

@@ -30,8 +30,8 @@ true bias or the test split.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
-
 
 import numpy as np
 
@@ -100,6 +100,12 @@ def _train(r: RunFolder, variant: str, seed: int, cohort: Path) -> None:
         mitigate.run(r, mitigate.Config(strategy=variant, seed=seed, cohort=cohort))
 
 
+def recorded_seed(r: RunFolder) -> int:
+    """The seed a single-run folder (`run --seed K`, no seed_K folders) was made with, as its report records
+    it; a variant must train with its run's seed, or its row differs from the others by more than the variant."""
+    return int(json.loads(r.metrics.read_text()).get("seed", 0)) if r.metrics.exists() else 0
+
+
 def run(paths: list[Path], variant: str) -> list[dict]:
     """For every finished seed under `paths`: the variant trained (unless there) and the report re-made."""
     registered = variant in VARIANTS
@@ -113,7 +119,7 @@ def run(paths: list[Path], variant: str) -> list[dict]:
                 if not r.done("unbiased"):
                     continue
                 cohort = r.resolve_cohort()
-                seed = seed if seed is not None else 0
+                seed = seed if seed is not None else recorded_seed(r)
                 if not r.done("mitigate", variant):
                     say(f"{r.root}: {variant}")
                     _train(r, variant, seed, cohort)
