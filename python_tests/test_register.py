@@ -233,3 +233,15 @@ def test_transported_images_follow_the_decoded_anatomy(cohort, tmp_path):
     np.testing.assert_array_equal(decoder.transported(images, Z, Z, progress=False), images)
     moved = decoder.transported(images[:1], Z[:1], Z[1:], progress=False)
     assert not np.array_equal(moved, images[:1])
+
+
+def test_endpoint_error_summary_by_hand():
+    from morphbias_fast.register.quality import epe_summary
+
+    epe, mag = np.array([1.0, 1.0, 6.0]), np.array([2.0, 4.0, 3.0])
+    s = epe_summary(epe, mag, np.array([0, 1, 1]))
+    # by hand: mean error 8/3 over mean displacement 3; the subjects' own ratios 0.5, 0.25, 2 (median 0.5);
+    # site 0: 1/2, site 1: (1 + 6) / (4 + 3)
+    assert s["epe_ratio"] == pytest.approx(8 / 9) and s["epe_ratio_median"] == pytest.approx(0.5)
+    assert s["epe_ratio_by_site"] == pytest.approx({"0": 0.5, "1": 1.0})
+    assert "epe_ratio_by_site" not in epe_summary(epe, mag)

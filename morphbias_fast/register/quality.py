@@ -42,6 +42,19 @@ def split_metrics(model, imgs: Images, z: torch.Tensor, rows: np.ndarray, cohort
            "folded_fraction_mean": float(np.mean(folded)),
            "subjects_over_0.1pct_folded": int(np.sum(np.array(folded) > 1e-3))}
     if epe:
-        out.update({"epe_mm": float(np.mean(epe)), "true_displacement_mm": float(np.mean(true_mag)),
-                    "epe_ratio": float(np.mean(epe) / np.mean(true_mag))})
+        site = cohort.participants["site"].to_numpy()[rows] if "site" in cohort.participants else None
+        out.update(epe_summary(np.array(epe), np.array(true_mag), site))
+    return out
+
+
+def epe_summary(epe: np.ndarray, true_mag: np.ndarray, site: np.ndarray | None = None) -> dict:
+    """Per-subject endpoint errors and true displacements (mm) -> the split's figures: the mean error, its
+    ratio to the mean true displacement (the issue's bar), the median of the subjects' own ratios (a few
+    failed subjects move the mean but not the median; the classical oracle on the mri cohort had a mean of
+    53% and a median of 29%), and with a site column the ratio per site."""
+    out = {"epe_mm": float(epe.mean()), "true_displacement_mm": float(true_mag.mean()),
+           "epe_ratio": float(epe.mean() / true_mag.mean()), "epe_ratio_median": float(np.median(epe / true_mag))}
+    if site is not None:
+        out["epe_ratio_by_site"] = {str(k): float(epe[site == k].mean() / true_mag[site == k].mean())
+                                    for k in np.unique(site)}
     return out
