@@ -7,19 +7,22 @@
 # latents, intensity PCA and the autoencoder (`bench discover`, three discovery seeds) and the linear probe of
 # the bias in each (`bench probe`), and commits only those files. LINK_LEVEL: reuse the unbiased reference of
 # the same seed at that level, run earlier in the same session. Paths as in study_line.sh (RUNS, REPO, VENV).
+# SHORTCUT=intensity: the negative control (`--shortcut intensity`: the bias brightens the region and moves no
+# tissue), in run folder and archive miLEVEL.
 L=$1 K=$2 FROM=${3:-}
-RUNS=${RUNS:-/work/runs} REPO=${REPO:-/work/main} VENV=${VENV:-/tmp/venv_dev}
-out="$RUNS/m$L" arc="bench/results/archive/m$L" pre=""
+RUNS=${RUNS:-/work/runs} REPO=${REPO:-/work/main} VENV=${VENV:-/tmp/venv_dev} SHORTCUT=${SHORTCUT:-morphology}
+name="m$L"; [ "$SHORTCUT" = intensity ] && name="mi$L"
+out="$RUNS/$name" arc="bench/results/archive/$name" pre=""
 if [ -n "$FROM" ]; then
-  u="$out/seed_$K/unbiased" src="$RUNS/m$FROM/seed_$K/unbiased"
+  u="$out/seed_$K/unbiased" src="$RUNS/${name%$L}$FROM/seed_$K/unbiased"
   pre="mkdir -p $u && ln -sfn $src/cohort $u/cohort && ln -sfn $src/classify $u/classify && "
 fi
 mbf="$VENV/bin/morphbias-fast"
 files="$arc/seed_$K.json $arc/register_seed_$K.json $arc/discover_seed_$K.json $arc/probe_seed_$K.json"
-echo "${pre}cd /tmp && $VENV/bin/python /tmp/frozen_pkg/mbf.py run --out $out --appearance mri --bias-level" \
-     "0.${L:1} --seeds $K; cd $REPO && $mbf bench mitigate $out --archive bench/results/archive &&" \
+echo "${pre}cd /tmp && $VENV/bin/python /tmp/frozen_pkg/mbf.py run --out $out --appearance mri --shortcut" \
+     "$SHORTCUT --bias-level 0.${L:1} --seeds $K; cd $REPO && $mbf bench mitigate $out --archive bench/results/archive &&" \
      "cp $out/seed_$K/register/metrics.json $arc/register_seed_$K.json &&" \
      "$mbf bench discover $out/seed_$K --seeds 3 --features inr,pca,autoencoder --methods shortcut --json" \
      "$arc/discover_seed_$K.json && $mbf bench probe $out/seed_$K --features inr,pca,autoencoder --json" \
-     "$arc/probe_seed_$K.json; git add $files && git commit -qm \"m$L (mri cohort, bias 0.${L:1}, dev seed $K):" \
-     "the seed's table, registration, detection and probe archived as it finished\" -- $files"
+     "$arc/probe_seed_$K.json; git add $files && git commit -qm \"$name (mri cohort, $SHORTCUT shortcut, bias 0.${L:1}, dev" \
+     "seed $K): the seed's table, registration, detection and probe archived as it finished\" -- $files"
