@@ -60,6 +60,7 @@ class _TrainView:
         self._cohort, self._rows = cohort, rows
         self.atlas_path = cohort.atlas_path
         self.ids = cohort.ids[rows]
+        self.participants = cohort.participants.iloc[rows].reset_index(drop=True)
 
     def displacement_path(self, pid):
         return self._cohort.displacement_path(pid)
