@@ -2,16 +2,22 @@
 # bash paper_line.sh LEVEL SEED: print the queue.txt line for one seed of the issue-17 study, e.g.
 # `bash paper_line.sh 09 3` for bias 0.9, seed 3. From the frozen copy (frozen.sh) the line runs, in order:
 # the hash-grid run bLEVEL/seed_K with the default only (nothing to do when study_line.sh ran it earlier in
-# the session: `run` resumes), the paper's recipe pLEVEL/seed_K, the variants of the paper's recipe (the four
-# settings it leaves open; at 0.7 also its ablation, Table 3), and the factorial table's eight combinations
-# for the seed (`bench factorial --archive`). It archives the recipe's seed table (with the variant rows) and
-# each combination's under bench/results/archive/, and commits only those files. Paths as in study_line.sh.
+# the session: `run` resumes), the paper's recipe pLEVEL/seed_K on bLEVEL's cohort and classifiers, the
+# variants of the paper's recipe (the four settings it leaves open; at 0.7 also its ablation, Table 3), and
+# the factorial table's eight combinations for the seed (`bench factorial --archive`). It archives the
+# recipe's seed table (with the variant rows) and each combination's under bench/results/archive/, and
+# commits only those files. Paths as in study_line.sh.
 L=$1 K=$2
 RUNS=${RUNS:-/work/runs} REPO=${REPO:-/work/main} VENV=${VENV:-/tmp/venv_dev}
 mbf="cd /tmp && $VENV/bin/python /tmp/frozen_pkg/mbf.py" level="0.${L:1}"
 variants="paper_w1_kmeans paper_w1_confusion paper_w10_kmeans paper_w10_confusion"
 [ "$L" = 07 ] && variants="$variants paper_rebalance paper_augment paper_smote"
-line="$mbf run --out $RUNS/b$L --bias-level $level --seeds $K && $mbf run --recipe paper --out $RUNS/p$L"
+# The recipe's cohort, biased classifier and unbiased reference are the hash-grid run's: the same seed gives
+# the same cohort and classifier (classify does not depend on the recipe), so they are linked, not retrained.
+b="$RUNS/b$L/seed_$K" p="$RUNS/p$L/seed_$K"
+link="mkdir -p $p/unbiased && ln -sfn $b/cohort $p/cohort && ln -sfn $b/classify $p/classify &&"
+link="$link ln -sfn $b/unbiased/cohort $p/unbiased/cohort && ln -sfn $b/unbiased/classify $p/unbiased/classify"
+line="$mbf run --out $RUNS/b$L --bias-level $level --seeds $K && $link && $mbf run --recipe paper --out $RUNS/p$L"
 line="$line --bias-level $level --seeds $K"
 for v in $variants; do line="$line && $mbf bench variants $RUNS/p$L --variant $v"; done
 arc="$REPO/bench/results/archive"
