@@ -23,6 +23,7 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 from scipy.special import softmax
+from scipy.stats import norm
 from sklearn.mixture import GaussianMixture
 from tqdm import tqdm
 
@@ -46,7 +47,9 @@ def tissue_log_likelihood(image: np.ndarray, seed: int = 0) -> np.ndarray:
     ordered by mean (background, CSF, grey, white)."""
     v = image.reshape(-1, 1).astype(np.float64)
     gmm = GaussianMixture(4, random_state=seed).fit(v)
-    return gmm._estimate_weighted_log_prob(v)[:, np.argsort(gmm.means_.ravel())].reshape(*image.shape, 4)
+    order = np.argsort(gmm.means_.ravel())
+    mean, sd = gmm.means_.ravel()[order], np.sqrt(gmm.covariances_.ravel()[order])  # 1-D "full" covariances
+    return (norm.logpdf(v, mean, sd) + np.log(gmm.weights_[order])).reshape(*image.shape, 4)
 
 
 def segment(scan: np.ndarray, seed: int = 0) -> np.ndarray:

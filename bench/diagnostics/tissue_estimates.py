@@ -67,9 +67,7 @@ def main() -> None:
     centre = gen.tpl.voxel_of(REGIONS["bias"])
     near = brain & (appearance.bump(brain.shape, centre, 2 * cfg.region_radius_mm / gen.tpl.spacing) > np.exp(-0.5))
 
-    est: dict[str, list[np.ndarray]] = {"scan": list(scans)}
-    for s in tqdm(scans, desc="n4", unit="scan"):
-        est.setdefault("n4", []).append(n4_correct(s))
+    est = {"scan": list(scans), "n4": [n4_correct(s) for s in tqdm(scans, desc="n4", unit="scan")]}
     est["curvature"] = list(curvature_diffusion(scans, [gen.tpl.spacing] * 2))
     est["n4+curvature"] = list(curvature_diffusion(np.stack(est["n4"]), [gen.tpl.spacing] * 2))
     for src, name in (("n4", "gmm"), ("n4+curvature", "curvature+gmm")):
