@@ -9,13 +9,14 @@
 # the same seed at that level, run earlier in the same session. Paths as in study_line.sh (RUNS, REPO, VENV).
 # SHORTCUT=intensity: the negative control (`--shortcut intensity`: the bias brightens the region and moves no
 # tissue), in run folder and archive miLEVEL.
+. "$(dirname "$0")/links.sh"
 L=$1 K=$2 FROM=${3:-}
 RUNS=${RUNS:-/work/runs} REPO=${REPO:-/work/main} VENV=${VENV:-/tmp/venv_dev} SHORTCUT=${SHORTCUT:-morphology}
 name="m$L"; [ "$SHORTCUT" = intensity ] && name="mi$L"
 out="$RUNS/$name" arc="bench/results/archive/$name" pre=""
 if [ -n "$FROM" ]; then
   u="$out/seed_$K/unbiased" src="$RUNS/${name%$L}$FROM/seed_$K/unbiased"
-  pre="mkdir -p $u && ln -sfn $src/cohort $u/cohort && ln -sfn $src/classify $u/classify && "
+  pre="$(links "$src" "$u" cohort classify) && "
 fi
 mbf="$VENV/bin/morphbias-fast"
 files="$arc/seed_$K.json $arc/register_seed_$K.json $arc/discover_seed_$K.json $arc/probe_seed_$K.json"

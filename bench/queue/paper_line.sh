@@ -7,6 +7,7 @@
 # the factorial table's eight combinations for the seed (`bench factorial --archive`). It archives the
 # recipe's seed table (with the variant rows) and each combination's under bench/results/archive/, and
 # commits only those files. Paths as in study_line.sh.
+. "$(dirname "$0")/links.sh"
 L=$1 K=$2
 RUNS=${RUNS:-/work/runs} REPO=${REPO:-/work/main} VENV=${VENV:-/tmp/venv_dev}
 mbf="cd /tmp && $VENV/bin/python /tmp/frozen_pkg/mbf.py" level="0.${L:1}"
@@ -15,8 +16,7 @@ variants="paper_w1_kmeans paper_w1_confusion paper_w10_kmeans paper_w10_confusio
 # The recipe's cohort, biased classifier and unbiased reference are the hash-grid run's: the same seed gives
 # the same cohort and classifier (classify does not depend on the recipe), so they are linked, not retrained.
 b="$RUNS/b$L/seed_$K" p="$RUNS/p$L/seed_$K"
-link="mkdir -p $p/unbiased && ln -sfn $b/cohort $p/cohort && ln -sfn $b/classify $p/classify &&"
-link="$link ln -sfn $b/unbiased/cohort $p/unbiased/cohort && ln -sfn $b/unbiased/classify $p/unbiased/classify"
+link="$(links "$b" "$p" cohort classify) && $(links "$b/unbiased" "$p/unbiased" cohort classify)"
 line="$mbf run --out $RUNS/b$L --bias-level $level --seeds $K && $link && $mbf run --recipe paper --out $RUNS/p$L"
 line="$line --bias-level $level --seeds $K"
 for v in $variants; do line="$line && $mbf bench variants $RUNS/p$L --variant $v"; done

@@ -6,12 +6,13 @@
 # LINK_LEVEL: reuse the unbiased reference of the same seed at that level, run earlier in the same session
 # (it does not depend on the bias level). Paths: runs under /work/runs, the checkout at /work/main, the venv
 # /tmp/venv_dev; set RUNS, REPO, VENV to change them.
+. "$(dirname "$0")/links.sh"
 L=$1 K=$2 FROM=${3:-}
 RUNS=${RUNS:-/work/runs} REPO=${REPO:-/work/main} VENV=${VENV:-/tmp/venv_dev}
 out="$RUNS/b$L" pre=""
 if [ -n "$FROM" ]; then
   u="$out/seed_$K/unbiased" src="$RUNS/b$FROM/seed_$K/unbiased"
-  pre="mkdir -p $u && ln -sfn $src/cohort $u/cohort && ln -sfn $src/classify $u/classify && "
+  pre="$(links "$src" "$u" cohort classify) && "
 fi
 files="bench/results/archive/b$L/seed_$K.json bench/results/val_threshold_b${L}_seed_$K.json"
 echo "${pre}cd /tmp && $VENV/bin/python /tmp/frozen_pkg/mbf.py run --out $out --bias-level 0.${L:1} --seeds $K" \
