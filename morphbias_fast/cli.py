@@ -210,8 +210,10 @@ def classify_cmd(run_dir, cohort_dir, label_column, epochs, batch_size, lr, seed
 @click.option("--recipe", type=click.Choice(list(register.RECIPES)), default="ours", show_default=True,
               help="ours: hash grid, uniform voxels, Jacobian regularisers, Adam; paper: the published SIREN "
                    "registration (latent 256, 16,384 coordinates ~ N(0, 0.4) from one subject per step, AdamW lr "
-                   "1e-5, weight decay 1, ExponentialLR 0.999, L2 + 0.01 L1(displacement) + beta std(z)). The "
-                   "options below override single settings.")
+                   "1e-5, weight decay 1, ExponentialLR 0.999, L2 + 0.01 L1(displacement) + beta std(z)) on a "
+                   "GPU; on a CPU, where that schedule learns nothing in the budget, 512 coordinates from each of "
+                   "32 subjects per step with SIREN lr 1e-4 and latent lr 1e-2 (bench/RESULTS.md). The options "
+                   "below override single settings.")
 @click.option("--arch", type=click.Choice(["hashgrid", "siren"]), default=None,
               help="hashgrid: our hash-grid encoder + FiLM MLP; siren: the paper's SIREN 4x256 with FiLM.  "
                    "[default: the recipe's]")
@@ -223,9 +225,10 @@ def classify_cmd(run_dir, cohort_dir, label_column, epochs, batch_size, lr, seed
               help="Latent-fitting steps (every subject, the network frozen; the learning rate decays to 0 over "
                    "them). With a time budget, as many as fit in its last quarter, at most this many.")
 @click.option("--batch-subjects", type=click.IntRange(min=1), default=None,
-              help="Subjects per training step.  [default: the recipe's: 32 ours, 1 paper]")
+              help="Subjects per training step.  [default: the recipe's: 32 ours, paper 1 on a GPU, 32 on a CPU]")
 @click.option("--points", type=click.IntRange(min=1), default=None,
-              help="Sampled points per subject and step.  [default: the recipe's: 256 ours, 16384 paper]")
+              help="Sampled points per subject and step.  [default: the recipe's: 256 ours, paper 16384 on a GPU, "
+                   "512 on a CPU]")
 @click.option("--similarity", type=click.Choice(["auto", "mse", "ncc", "lncc"]), default=None,
               help="Image similarity: mse (mean squared error), ncc (global normalised cross-correlation), lncc "
                    "(local NCC over (2r+1)^D windows, --lncc-radius r: robust to contrast, gain and bias field). "
@@ -412,7 +415,9 @@ def _baselines(value: str) -> tuple[str, ...]:
 @atlas_option
 @click.option("--recipe", type=click.Choice(list(pipeline.RECIPES)), default="ours", show_default=True,
               help="ours: hash-grid latents, shortcut discovery, counterfactual images; paper: the published "
-                   "method (SIREN latents, the error-aware mixture with the knee rules, latent noise + SMOTE). "
+                   "method (SIREN latents, the error-aware mixture with the knee rules, latent noise + SMOTE; the "
+                   "SIREN trains on the published schedule on a GPU, on `register --recipe paper`'s CPU schedule "
+                   "on a CPU). "
                    "--arch, --discovery and --mitigation override one part each (the factorial table).")
 @click.option("--arch", type=click.Choice(["hashgrid", "siren"]), default=None,
               help="Representation: hashgrid (ours) or siren (the paper's).  [default: the recipe's]")

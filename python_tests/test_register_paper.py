@@ -23,7 +23,7 @@ def images(shape=(9, 11), n=3, seed=0):
 
 
 def test_paper_settings_are_the_published_ones():
-    cfg = INRConfig.paper(seed=3)
+    cfg = INRConfig.paper(schedule="published", seed=3)
     # docs/METHOD.md section 2
     assert (cfg.arch, cfg.recipe, cfg.latent_dim, cfg.batch_subjects, cfg.points) == ("siren", "paper", 256, 1, 16384)
     assert (cfg.lr_siren, cfg.weight_decay, cfg.lr_decay, cfg.alpha, cfg.coord_std) == (1e-5, 1.0, 0.999, 0.01, 0.4)
@@ -31,6 +31,22 @@ def test_paper_settings_are_the_published_ones():
     assert INRConfig.for_recipe("ours") == INRConfig()
     with pytest.raises(MorphbiasError, match="--recipe"):
         INRConfig.for_recipe("theirs")
+
+
+def test_the_cpu_schedule_changes_only_the_batch_and_the_learning_rates():
+    published, cpu = INRConfig.paper(schedule="published"), INRConfig.paper(schedule="cpu")
+    changed = {k for k, v in vars(published).items() if vars(cpu)[k] != v}
+    assert changed == {"batch_subjects", "points", "lr_siren", "lr_latent"}
+    # the same coordinates a step as published (bench/RESULTS.md): 32 subjects x 512 = 16,384
+    assert cpu.batch_subjects * cpu.points == published.batch_subjects * published.points == 16384
+    assert (cpu.lr_siren, cpu.lr_latent) == (1e-4, 1e-2)
+    # auto: the device decides; explicit settings win over either schedule
+    want = "published" if torch.cuda.is_available() else "cpu"
+    assert INRConfig.paper() == INRConfig.paper(schedule=want)
+    assert INRConfig.paper(device="cpu") == INRConfig.paper(schedule="cpu", device="cpu")
+    assert INRConfig.paper(schedule="cpu", points=64).points == 64
+    with pytest.raises(MorphbiasError, match="schedule"):
+        INRConfig.paper(schedule="fast")
 
 
 def test_coordinates_follow_the_papers_normal_in_minus_one_one():
@@ -67,7 +83,7 @@ def test_continuous_sampling_interpolates_the_subject_image():
 
 
 def test_learning_rate_decays_by_the_factor_per_epoch():
-    cfg = INRConfig.paper(batch_subjects=2)
+    cfg = INRConfig.paper(schedule="published", batch_subjects=2)
     model = build_model("siren", 2, cfg.latent_dim)
     opt = make_optimizer(model, torch.nn.Parameter(torch.zeros(10, cfg.latent_dim)), cfg)
     assert isinstance(opt, torch.optim.AdamW) and opt.param_groups[0]["weight_decay"] == 1.0
@@ -106,4 +122,6 @@ def test_register_with_the_papers_recipe_end_to_end(tmp_path):
     z = np.load(tmp_path / "run" / "register" / "latents.npz")["z"]
     assert z.shape == (14, 256) and np.isfinite(z).all()
     cfg = json.loads((tmp_path / "run" / "register" / "metrics.json").read_text())["config"]
-    assert (cfg["recipe"], cfg["arch"], cfg["points"], cfg["batch_subjects"]) == ("paper", "siren", 128, 1)
+    # --device cpu: the CPU schedule, recorded (--points given, so it wins over the schedule's 512)
+    assert (cfg["recipe"], cfg["arch"], cfg["points"], cfg["batch_subjects"]) == ("paper", "siren", 128, 32)
+    assert (cfg["lr_siren"], cfg["lr_latent"]) == (1e-4, 1e-2)
