@@ -18,6 +18,7 @@ from morphbias_fast.bench import mitigate as bench_mitigate
 from morphbias_fast.bench import paper_tables as bench_paper_tables
 from morphbias_fast.bench import prepare as bench_prepare
 from morphbias_fast.bench import probe as bench_probe
+from morphbias_fast.bench import realistic as bench_realistic
 from morphbias_fast.bench import register as bench_register
 from morphbias_fast.bench import same_run as bench_same_run
 from morphbias_fast.bench import variants as bench_variants
@@ -570,6 +571,20 @@ def bench_probe_cmd(runs, features, seed, json_path) -> None:
     for the bias on the train split, overall and within each disease class (synthetic cohorts; classify and
     register done). When detection fails, this says whether the features or the discovery are at fault."""
     res = bench_probe.run(list(runs), features.split(","), seed=seed, echo=click.echo)
+    if json_path:
+        write_json(json_path, res)
+
+
+@bench.command("realistic")
+@click.argument("archives", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+@json_option
+def bench_realistic_cmd(archives, json_path) -> None:
+    """The realistic-cohort study's table from archive folders that bench/queue/mri_line.sh filled (one bias
+    level and shortcut each, e.g. bench/results/archive/m09): per seed and as mean, min and max over the
+    seeds, the registration's endpoint error and folds, the shortcut of the biased and unbiased classifiers,
+    detection and the bias probe per feature kind (INR latents, intensity PCA, autoencoder) and the WGA gap
+    closed, each against its target where one applies (none for the intensity-shortcut control)."""
+    res = bench_realistic.run(list(archives), echo=click.echo)
     if json_path:
         write_json(json_path, res)
 

@@ -38,7 +38,13 @@ def test_archive_keeps_how_discovery_did(two_runs, tmp_path):
     # A warning in an archived seed is read against how discovery did, so the archive carries its train
     # precision and recall, checked here against sklearn on the run's own subgroups.csv and participants.tsv.
     _bench(two_runs / "hg", "--archive", tmp_path)
-    rec = json.loads((tmp_path / "hg" / "seed_0.json").read_text())["discovery"]
+    archived = json.loads((tmp_path / "hg" / "seed_0.json").read_text())
+    # which cohort it measured, read here from the cohort's own dataset_description.json
+    made = json.loads((two_runs / "cohort" / "dataset_description.json").read_text())["SynthConfig"]
+    assert archived["synth"] == {"appearance": made["appearance"], "shortcut": made["shortcut"],
+                                 "site_confound": made["site_confound"]} == {
+        "appearance": "template", "shortcut": "morphology", "site_confound": 0.0}
+    rec = archived["discovery"]
     seed = two_runs / "hg" / "seed_0"
     sel = pd.read_csv(seed / "discover" / "subgroups.csv").query("split == 'train'").set_index("participant_id")
     truth = pd.read_csv(two_runs / "cohort" / "participants.tsv", sep="\t").set_index("participant_id").loc[sel.index]

@@ -63,13 +63,17 @@ def _bias_level(seeds) -> float | None:
 
 
 def _run_record(run: RunFolder) -> dict:
-    """What the run says beside the table: its seed, cohort and the stages' warnings (metrics.json), and how
-    its discovery did (summary.json): train precision and recall of the re-balanced set against the true bias
-    (null on a real cohort) and the held-out split check's p, so that an archived seed shows whether a warning
-    was a false alarm."""
+    """What the run says beside the table: its seed, cohort and the stages' warnings (metrics.json), the
+    synthetic cohort's appearance and shortcut (its SynthConfig, so that an archive says which cohort it
+    measured after the cohort is gone), and how its discovery did (summary.json): train precision and recall
+    of the re-balanced set against the true bias (null on a real cohort) and the held-out split check's p, so
+    that an archived seed shows whether a warning was a false alarm."""
     out = {}
     if run.metrics.exists():
         out = {k: v for k, v in json.loads(run.metrics.read_text()).items() if k in ("seed", "cohort", "warnings")}
+    cfg = read_synth_config(run.resolve_cohort()) if run.done("classify") else None
+    if cfg is not None:
+        out["synth"] = {"appearance": cfg.appearance, "shortcut": cfg.shortcut, "site_confound": cfg.site_confound}
     if run.discover.summary.exists():
         s = json.loads(run.discover.summary.read_text())
         train = s.get("splits", {}).get("train", {})
