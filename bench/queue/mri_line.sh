@@ -6,12 +6,12 @@
 # table (`bench mitigate --archive`), its registration metrics (endpoint error, folds), detection with INR
 # latents, intensity PCA and the autoencoder (`bench discover`, three discovery seeds) and the linear probe of
 # the bias in each (`bench probe`), and commits only those files. LINK_LEVEL: reuse the unbiased reference of
-# the same seed at that level, run earlier in the same session. Paths as in study_line.sh (RUNS, REPO, VENV).
+# the same seed at that level, run earlier in the same session. Paths as in study_line.sh (RUNS, REPO, VENV, FROZEN).
 # SHORTCUT=intensity: the negative control (`--shortcut intensity`: the bias brightens the region and moves no
 # tissue), in run folder and archive miLEVEL.
 . "$(dirname "$0")/links.sh"
 L=$1 K=$2 FROM=${3:-}
-RUNS=${RUNS:-/work/runs} REPO=${REPO:-/work/main} VENV=${VENV:-/tmp/venv_dev} SHORTCUT=${SHORTCUT:-morphology}
+RUNS=${RUNS:-/work/runs} REPO=${REPO:-/work/main} VENV=${VENV:-/tmp/venv_dev} FROZEN=${FROZEN:-/tmp/frozen_pkg} SHORTCUT=${SHORTCUT:-morphology}
 name="m$L"; [ "$SHORTCUT" = intensity ] && name="mi$L"
 out="$RUNS/$name" arc="bench/results/archive/$name" pre=""
 if [ -n "$FROM" ]; then
@@ -20,7 +20,7 @@ if [ -n "$FROM" ]; then
 fi
 mbf="$VENV/bin/morphbias-fast"
 files="$arc/seed_$K.json $arc/register_seed_$K.json $arc/discover_seed_$K.json $arc/probe_seed_$K.json"
-echo "${pre}cd /tmp && $VENV/bin/python /tmp/frozen_pkg/mbf.py run --out $out --appearance mri --shortcut" \
+echo "${pre}cd /tmp && $VENV/bin/python $FROZEN/mbf.py run --out $out --appearance mri --shortcut" \
      "$SHORTCUT --bias-level 0.${L:1} --seeds $K; cd $REPO && $mbf bench mitigate $out --archive bench/results/archive &&" \
      "cp $out/seed_$K/register/metrics.json $arc/register_seed_$K.json &&" \
      "$mbf bench discover $out/seed_$K --seeds 3 --features inr,pca,autoencoder --methods shortcut --json" \

@@ -6,11 +6,11 @@
 # variants of the paper's recipe (the four settings it leaves open; at 0.7 also its ablation, Table 3), and
 # the factorial table's eight combinations for the seed (`bench factorial --archive`). It archives the
 # recipe's seed table (with the variant rows) and each combination's under bench/results/archive/, and
-# commits only those files. Paths as in study_line.sh.
+# commits only those files. Paths as in study_line.sh (RUNS, REPO, VENV, FROZEN).
 . "$(dirname "$0")/links.sh"
 L=$1 K=$2
-RUNS=${RUNS:-/work/runs} REPO=${REPO:-/work/main} VENV=${VENV:-/tmp/venv_dev}
-mbf="cd /tmp && $VENV/bin/python /tmp/frozen_pkg/mbf.py" level="0.${L:1}"
+RUNS=${RUNS:-/work/runs} REPO=${REPO:-/work/main} VENV=${VENV:-/tmp/venv_dev} FROZEN=${FROZEN:-/tmp/frozen_pkg}
+mbf="cd /tmp && $VENV/bin/python $FROZEN/mbf.py" level="0.${L:1}"
 variants="paper_w1_kmeans paper_w1_confusion paper_w10_kmeans paper_w10_confusion"
 [ "$L" = 07 ] && variants="$variants paper_rebalance paper_augment paper_smote"
 # The recipe's cohort, biased classifier and unbiased reference are the hash-grid run's: the same seed gives
