@@ -33,8 +33,12 @@ def test_figures_and_targets(tmp_path):
     a.mkdir()
     _seed(a, 0, epe=0.30, folds=(1, 0, 2), inr=(0.9, 0.8), pca=(0.5, 0.6))
     _seed(a, 1, epe=0.50, inr=(0.6, 0.6), pca=(0.2, 0.2))
+    steps = [{"features": f, "aimed": {"in_diseased": 0.6}, "final": {"in_diseased": 0.7}} for f in ("inr", "pca")]
+    (a / "discovery_steps_seed_1.json").write_text(json.dumps({"rows": steps}))
     res = realistic.run([a], echo=lambda s: None)[str(a)]
     s0, s1 = res["per_seed"]
+    assert s1["final_auc_in_diseased_inr"] == 0.7 and s1["aimed_auc_in_diseased_pca"] == 0.6
+    assert s0["final_auc_in_diseased_inr"] is None  # not measured on seed 0: neither a number nor an error
     assert s0["subjects_over_0.1pct_folded"] == 3                  # every split counts
     assert s0["recall_gap_biased"] == pytest.approx(0.4)          # 0.9 - 0.5
     assert s0["abs_recall_gap_unbiased"] == pytest.approx(0.05)   # |0.8 - 0.85|

@@ -3,7 +3,8 @@
 `bench/queue/mri_line.sh` archives, per development seed of an mri cohort, four files in one folder
 (e.g. bench/results/archive/m09): seed_K.json (`bench mitigate --archive`: the models' table and the cohort's
 synth settings), register_seed_K.json (the register stage's metrics.json), discover_seed_K.json (`bench
-discover`: detection per feature kind and discovery seed) and probe_seed_K.json (`bench probe`). This module
+discover`: detection per feature kind and discovery seed) and probe_seed_K.json (`bench probe`), and, where it
+was measured, discovery_steps_seed_K.json (bench/diagnostics/discovery_steps.py). This module
 reads them back, takes one figure per seed for each line of the issue's Done-when, and gives each figure's
 mean, min and max over the seeds with whether the target holds on the mean (and on every seed). Nothing is
 recomputed from images: the figures are the archived ones, so the table outlives the run folders.
@@ -72,6 +73,14 @@ def seed_figures(folder: Path, seed_file: Path) -> dict:
         pr = [r for r in probe["rows"] if r["features"] == f]
         out[f"probe_bias_in_diseased_{f}"] = pr[0]["bias_auc_in_diseased"] if pr else None
         out[f"probe_bias_in_healthy_{f}"] = pr[0]["bias_auc_in_healthy"] if pr else None
+    # Optional (archived from 2026-12-02): which step of the discovery loses the bias
+    # (bench/diagnostics/discovery_steps.py), as within-diseased AUCs of the aimed start and of the final score.
+    steps = folder / f"discovery_steps_seed_{k}.json"
+    step_rows = {r["features"]: r for r in json.loads(steps.read_text())["rows"]} if steps.exists() else {}
+    for f in FEATURES:
+        r = step_rows.get(f)
+        out[f"aimed_auc_in_diseased_{f}"] = r["aimed"]["in_diseased"] if r else None
+        out[f"final_auc_in_diseased_{f}"] = r["final"]["in_diseased"] if r else None
     for f in FEATURES[1:]:
         a, b = out["detection_inr"], out[f"detection_{f}"]
         out[f"detection_inr_minus_{f}"] = None if a is None or b is None else a - b
