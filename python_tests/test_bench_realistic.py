@@ -75,6 +75,9 @@ def test_bad_archives_are_refused_by_name(tmp_path):
         realistic.run([a])
     _seed(a, 0)
     _seed(a, 1, level=0.8)
+    with pytest.raises(MorphbiasError, match="different bias levels"):
+        realistic.run([a], echo=lambda s: None)
+    _seed(a, 1, shortcut="intensity")
     with pytest.raises(MorphbiasError, match="different cohorts"):
         realistic.run([a], echo=lambda s: None)
     (a / "probe_seed_1.json").unlink()

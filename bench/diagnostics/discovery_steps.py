@@ -24,15 +24,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-from sklearn.decomposition import FastICA
 from sklearn.metrics import roc_auc_score
 
 from morphbias_fast.bench.probe import cv_auc
 from morphbias_fast.data import load_cohort
 from morphbias_fast.discover import FEATURES, FeatureInputs, load_features
 from morphbias_fast.discover.backends import get_backend
-from morphbias_fast.discover.shortcut import (ShortcutConfig, _refined_split, _within_class_centre,
-                                              nearest_non_gaussian, shortcut_discovery)
+from morphbias_fast.discover.shortcut import (ShortcutConfig, _within_class_centre, aimed_direction, ica_component,
+                                              nearest_non_gaussian, orient, refined_split, select,
+                                              shortcut_discovery, whiten, within_class_logit)
 from morphbias_fast.discover.stage import DISCOVER_SPLITS
 from morphbias_fast.files import write_json
 from morphbias_fast.runfolder import RunFolder
@@ -68,33 +68,26 @@ def steps(run_dir: Path, kind: str, seed: int = 0) -> dict:
     feats = load_features(kind, FeatureInputs(run, cohort, seed), rows)
     y = preds.loc[ids, "y_true"].to_numpy().astype(int)
     bias = part.loc[ids, "bias"].to_numpy().astype(int)
-    p = np.clip(preds.loc[ids, "prob"].to_numpy(), 1e-4, 1 - 1e-4)
-    logit_c = _within_class_centre(np.log(p / (1 - p)), y)
-
+    prob = preds.loc[ids, "prob"].to_numpy()
+    # Each intermediate score from the method's own steps (discover/shortcut.py), seeded as its first ones.
     cfg, backend = ShortcutConfig(), get_backend("auto")
-    X = backend.pca(feats, cfg.variance, whiten=True, seed=seed)
-    X = X[:, : max(2, int(len(X) * cfg.max_columns_per_subject))]
+    logit_c = within_class_logit(prob, y)
+    X = whiten(feats, cfg, backend, seed)
     Xfit = _within_class_centre(X, y)
-
-    def oriented(s):
-        return s * np.sign(np.corrcoef(_within_class_centre(s, y), logit_c)[0, 1])
-
-    w = np.linalg.lstsq(Xfit, logit_c, rcond=None)[0]
-    aimed_ica = oriented(X @ nearest_non_gaussian(X, w))
-    S = FastICA(whiten="unit-variance", random_state=seed * 1000, max_iter=2000, tol=1e-4).fit_transform(X)
-    Sc = _within_class_centre((S - S.mean(0)) / S.std(0).clip(1e-12), y)
-    j = int(np.argmax(np.abs(Sc.T @ logit_c / (np.linalg.norm(Sc, axis=0) * np.linalg.norm(logit_c) + 1e-12))))
-    res = shortcut_discovery(feats, y, p, backend, cfg, seed=seed)
+    w = aimed_direction(X, Xfit, logit_c)
+    aimed = orient(X @ w, y, logit_c)
+    aimed_ica = orient(X @ nearest_non_gaussian(X, w), y, logit_c)
+    best_ica = ica_component(X, y, logit_c, seed * 1000)
+    res = shortcut_discovery(feats, y, prob, backend, cfg, seed=seed)
     target = bias != y  # the under-represented cells B&ND and NB&D
     # A candidate without the non-Gaussian step: the aimed score's two modes and self-training, selected as the
-    # method selects (side posterior >= cfg.confidence against the label).
-    ref = _refined_split(oriented(X @ w), X, Xfit, cfg, backend, seed * 1000 + 999)
-    post = ref["posterior"]
-    sel = ((y == 0) & (post >= cfg.confidence)) | ((y == 1) & (post <= 1 - cfg.confidence))
+    # method selects.
+    ref = refined_split(aimed, X, Xfit, cfg, backend, seed * 1000 + 999)
+    sel = select(y, ref["posterior"], cfg)
     out = {"run": str(run_dir), "features": kind, "n": int(len(rows)), "whitened_columns": int(X.shape[1]),
-           "logit": within_auc(logit_c, bias, y), "aimed": within_auc(oriented(X @ w), bias, y),
+           "logit": within_auc(logit_c, bias, y), "aimed": within_auc(aimed, bias, y),
            "aimed_ica": within_auc(aimed_ica, bias, y), "aimed_ica_tracks": tracks(aimed_ica, part.loc[ids]),
-           "best_ica": within_auc(oriented(S[:, j]), bias, y), "final": within_auc(res["score"], bias, y),
+           "best_ica": within_auc(best_ica, bias, y), "final": within_auc(res["score"], bias, y),
            "final_tracks": tracks(res["score"], part.loc[ids]),
            "aimed_refined": within_auc(ref["score"], bias, y),
            "aimed_refined_precision": float(target[sel].mean()) if sel.any() else None,

@@ -6,13 +6,15 @@
 # table (`bench mitigate --archive`), its registration metrics (endpoint error, folds), detection with INR
 # latents, intensity PCA and the autoencoder (`bench discover`, three discovery seeds) and the linear probe of
 # the bias in each (`bench probe`), and commits only those files; then, in a commit of its own (a failure there
-# keeps the others), which step of the discovery loses the bias (bench/diagnostics/discovery_steps.py). LINK_LEVEL: reuse the unbiased reference of
-# the same seed at that level, run earlier in the same session. Paths as in study_line.sh (RUNS, REPO, VENV, FROZEN).
+# keeps the others), which step of the discovery loses the bias (bench/diagnostics/discovery_steps.py).
+# LINK_LEVEL: reuse the unbiased reference of the same seed at that level, run earlier in the same session.
+# Paths as in study_line.sh (RUNS, REPO, VENV, FROZEN).
 # SHORTCUT=intensity: the negative control (`--shortcut intensity`: the bias brightens the region and moves no
 # tissue), in run folder and archive miLEVEL.
 . "$(dirname "$0")/links.sh"
 L=$1 K=$2 FROM=${3:-}
-RUNS=${RUNS:-/work/runs} REPO=${REPO:-/work/main} VENV=${VENV:-/tmp/venv_dev} FROZEN=${FROZEN:-/tmp/frozen_pkg} SHORTCUT=${SHORTCUT:-morphology}
+RUNS=${RUNS:-/work/runs} REPO=${REPO:-/work/main} VENV=${VENV:-/tmp/venv_dev} FROZEN=${FROZEN:-/tmp/frozen_pkg}
+SHORTCUT=${SHORTCUT:-morphology}
 name="m$L"; [ "$SHORTCUT" = intensity ] && name="mi$L"
 out="$RUNS/$name" arc="bench/results/archive/$name" pre=""
 if [ -n "$FROM" ]; then

@@ -88,14 +88,14 @@ def archived_seeds(path: Path) -> list[Path]:
     return sorted(files, key=lambda f: int(f.stem[5:]))
 
 
-def _read_archive(path: Path) -> tuple[dict, float | None]:
+def read_archive(path: Path) -> tuple[dict, float | None]:
     """Every archived seed table of `path` and their common bias level."""
     per_seed = {f.stem: json.loads(f.read_text()) for f in archived_seeds(path)}
     levels = {t.get("bias_level") for t in per_seed.values()}
     if len(levels) > 1:
         raise MorphbiasError(f"{path}: the archived seeds come from different bias levels {sorted(levels, key=str)}; "
                              f"one folder must hold one study")
-    return per_seed, levels.pop()
+    return per_seed, (levels.pop() if levels else None)
 
 
 def run(paths: list[Path], echo=print, archive: Path | None = None) -> dict:
@@ -106,7 +106,7 @@ def run(paths: list[Path], echo=print, archive: Path | None = None) -> dict:
         root = RunFolder(path)
         seeds = root.seeds()
         if not seeds and archived_seeds(path):
-            per_seed, level = _read_archive(path)
+            per_seed, level = read_archive(path)
         elif not seeds:
             out[str(path)] = one_run(root)
             echo(format_table(str(path), out[str(path)]["rows"]))

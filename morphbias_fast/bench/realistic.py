@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from morphbias_fast.bench.mitigate import archived_seeds
+from morphbias_fast.bench.mitigate import read_archive
 from morphbias_fast.errors import MorphbiasError
 
 FEATURES = ("inr", "pca", "autoencoder")
@@ -50,10 +50,11 @@ def _read(path: Path) -> dict:
         raise MorphbiasError(f"{path} is missing: mri_line.sh archives it beside the seed's table") from None
 
 
-def seed_figures(folder: Path, seed_file: Path) -> dict:
-    """One seed's figure for every line of the Done-when (None where the seed's files do not have it)."""
-    k = seed_file.stem[5:]
-    table, reg = _read(seed_file), _read(folder / f"register_seed_{k}.json")
+def seed_figures(folder: Path, name: str, table: dict) -> dict:
+    """One seed's figure for every line of the Done-when (None where the seed's files do not have it), from its
+    archived table (`name`: seed_K) and the files archived beside it."""
+    k, seed_file = name[5:], folder / f"{name}.json"
+    reg = _read(folder / f"register_seed_{k}.json")
     disc, probe = _read(folder / f"discover_seed_{k}.json"), _read(folder / f"probe_seed_{k}.json")
     biased, unbiased = _row(table["rows"], "biased", seed_file), _row(table["rows"], "unbiased", seed_file)
     mitigated = _row(table["rows"], "mitigated", seed_file)
@@ -118,15 +119,15 @@ def run(folders: list[Path], echo=print) -> dict:
     """The table of every archive folder (one bias level and shortcut each)."""
     out = {}
     for folder in map(Path, folders):
-        files = archived_seeds(folder)
-        if not files:
+        tables, _ = read_archive(folder)  # refuses seeds of different bias levels
+        if not tables:
             raise MorphbiasError(f"{folder} holds no archived seed (seed_K.json): give an archive folder that "
                                  f"mri_line.sh filled")
-        per_seed = [seed_figures(folder, f) for f in files]
-        kinds = {(s["bias_level"], json.dumps(s["synth"], sort_keys=True)) for s in per_seed}
+        per_seed = [seed_figures(folder, name, t) for name, t in tables.items()]
+        kinds = {json.dumps(s["synth"], sort_keys=True) for s in per_seed}
         if len(kinds) > 1:
-            raise MorphbiasError(f"{folder}: the archived seeds come from different cohorts (bias level and synth "
-                                 f"settings {sorted(kinds)}); one folder must hold one study")
+            raise MorphbiasError(f"{folder}: the archived seeds come from different cohorts (synth settings "
+                                 f"{sorted(kinds)}); one folder must hold one study")
         res = {"seeds": [s["seed"] for s in per_seed], "bias_level": per_seed[0]["bias_level"],
                "synth": per_seed[0]["synth"], "per_seed": per_seed, **summarise(per_seed)}
         out[str(folder)] = res

@@ -85,7 +85,7 @@ def nearest_non_gaussian(X: np.ndarray, w: np.ndarray, max_iter: int = 2000, tol
     return w
 
 
-def _refined_split(score, X, Xfit, cfg: ShortcutConfig, backend: Backend, rs: int) -> dict:
+def refined_split(score, X, Xfit, cfg: ShortcutConfig, backend: Backend, rs: int) -> dict:
     """Two modes of `score`, then cfg.refine rounds of self-training (step 3)."""
     post, sep = _two_modes(score, rs)
     for _ in range(cfg.refine):
@@ -98,6 +98,46 @@ def _refined_split(score, X, Xfit, cfg: ShortcutConfig, backend: Backend, rs: in
     return {"score": score, "posterior": post, "separation": sep}
 
 
+def within_class_logit(prob, y: np.ndarray) -> np.ndarray:
+    """The classifier's logit centred within each class: what moves its output beyond the label."""
+    p = np.clip(np.asarray(prob, dtype=np.float64), 1e-4, 1 - 1e-4)
+    return _within_class_centre(np.log(p / (1 - p)), y)
+
+
+def whiten(features, cfg: ShortcutConfig, backend: Backend, seed: int) -> np.ndarray:
+    """Step 1: whitened principal components keeping cfg.variance, at most N * cfg.max_columns_per_subject."""
+    X = backend.pca(features, cfg.variance, whiten=True, seed=seed)
+    return X[:, : max(2, int(len(X) * cfg.max_columns_per_subject))]  # components come sorted by variance
+
+
+def orient(score: np.ndarray, y: np.ndarray, logit_c: np.ndarray) -> np.ndarray:
+    """`score` signed so that larger means "the classifier leans to disease" within each class."""
+    return score * np.sign(np.corrcoef(_within_class_centre(score, y), logit_c)[0, 1])
+
+
+def aimed_direction(X: np.ndarray, Xfit: np.ndarray, logit_c: np.ndarray) -> np.ndarray:
+    """Step 4's start: the least-squares direction of the within-class logit in the whitened features."""
+    return np.linalg.lstsq(Xfit, logit_c, rcond=None)[0]
+
+
+def ica_component(X: np.ndarray, y: np.ndarray, logit_c: np.ndarray, rs: int) -> np.ndarray:
+    """Step 2 for one restart: the independent component whose within-class variation correlates best with the
+    within-class logit, standardised and oriented."""
+    # tol=1e-4 is scikit-learn's default; max_iter is 10x its default, as ICA on near-Gaussian columns
+    # converges slowly
+    S = FastICA(whiten="unit-variance", random_state=rs, max_iter=2000, tol=1e-4).fit_transform(X)
+    S = (S - S.mean(0)) / S.std(0).clip(1e-12)
+    Sc = _within_class_centre(S, y)
+    corr = Sc.T @ logit_c / (np.linalg.norm(Sc, axis=0) * np.linalg.norm(logit_c) + 1e-12)
+    j = int(np.argmax(np.abs(corr)))
+    return S[:, j] * np.sign(corr[j])
+
+
+def select(y: np.ndarray, posterior: np.ndarray, cfg: ShortcutConfig) -> np.ndarray:
+    """The re-balanced set: negatives on the high side and positives on the low side, at cfg.confidence."""
+    return ((y == 0) & (posterior >= cfg.confidence)) | ((y == 1) & (posterior <= 1 - cfg.confidence))
+
+
 def shortcut_discovery(features, y, prob, backend: Backend, cfg: ShortcutConfig = ShortcutConfig(),
                        seed: int = 0) -> dict:
     """Returns {"subgroup" [N] int, "selected" [N] bool, "role" [N] str, "score" [N], "posterior" [N],
@@ -105,31 +145,19 @@ def shortcut_discovery(features, y, prob, backend: Backend, cfg: ShortcutConfig 
     y = np.asarray(y).astype(np.int64)
     if len(np.unique(y)) != 2:
         raise ValueError("discovery needs both labels in the split")
-    p = np.clip(np.asarray(prob, dtype=np.float64), 1e-4, 1 - 1e-4)
-    logit_c = _within_class_centre(np.log(p / (1 - p)), y)
-    X = backend.pca(features, cfg.variance, whiten=True, seed=seed)
-    X = X[:, : max(2, int(len(X) * cfg.max_columns_per_subject))]  # components come sorted by variance
+    logit_c = within_class_logit(prob, y)
+    X = whiten(features, cfg, backend, seed)
     Xfit = _within_class_centre(X, y)  # the split is learnt from within-class variation, never from the label
     # The aimed start (step 4), then the ICA restarts; "restart" -1 in the result means the aimed one won.
-    w = np.linalg.lstsq(Xfit, logit_c, rcond=None)[0]
-    score = X @ nearest_non_gaussian(X, w)
-    score *= np.sign(np.corrcoef(_within_class_centre(score, y), logit_c)[0, 1])
-    best = {**_refined_split(score, X, Xfit, cfg, backend, seed * 1000 + 999), "restart": -1}
+    score = orient(X @ nearest_non_gaussian(X, aimed_direction(X, Xfit, logit_c)), y, logit_c)
+    best = {**refined_split(score, X, Xfit, cfg, backend, seed * 1000 + 999), "restart": -1}
     for r in range(cfg.restarts):
         rs = seed * 1000 + r
-        # tol=1e-4 is scikit-learn's default; max_iter is 10x its default, as ICA on near-Gaussian columns
-        # converges slowly
-        S = FastICA(whiten="unit-variance", random_state=rs, max_iter=2000, tol=1e-4).fit_transform(X)
-        S = (S - S.mean(0)) / S.std(0).clip(1e-12)
-        Sc = _within_class_centre(S, y)
-        corr = Sc.T @ logit_c / (np.linalg.norm(Sc, axis=0) * np.linalg.norm(logit_c) + 1e-12)
-        j = int(np.argmax(np.abs(corr)))
-        cand = _refined_split(S[:, j] * np.sign(corr[j]), X, Xfit, cfg, backend, rs)
+        cand = refined_split(ica_component(X, y, logit_c, rs), X, Xfit, cfg, backend, rs)
         if cand["separation"] > best["separation"]:
             best = {**cand, "restart": r}
     high = best["posterior"] > 0.5
     best["subgroup"] = 2 * high.astype(np.int64) + y
     best["role"] = np.where(high, "S_B", "S_NB")
-    best["selected"] = ((y == 0) & (best["posterior"] >= cfg.confidence)) | \
-                       ((y == 1) & (best["posterior"] <= 1 - cfg.confidence))
+    best["selected"] = select(y, best["posterior"], cfg)
     return best
