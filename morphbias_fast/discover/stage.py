@@ -74,11 +74,12 @@ class _Split:
 
 
 def paper_discovery(features, y, prob, y_pred, backend: Backend, seed: int = 0, mixture_weight: float = 10.0,
-                    mixture_init: str = "kmeans") -> dict:
+                    mixture_init: str = "kmeans", n_pca: int = PAPER_PCA) -> dict:
     """docs/METHOD.md section 3, as published: error-aware mixture over [PCA(features, 4), label, probability],
     K = 7, diagonal covariances; subgroups under 10 members take no role. The paper is silent on the mixture's
-    label/probability weights and its start (mixture_weight, mixture_init)."""
-    pcs = backend.pca(features, PAPER_PCA, whiten=False, seed=seed)
+    label/probability weights and its start (mixture_weight, mixture_init). n_pca is published (4); other
+    counts are for the diagnostic of which setting loses the bias (bench/diagnostics/paper_discovery_steps.py)."""
+    pcs = backend.pca(features, n_pca, whiten=False, seed=seed)
     groups = ErrorAwareGMM(n_components=PAPER_K, y_weight=mixture_weight, p_weight=mixture_weight,
                            init=mixture_init, seed=seed).fit_predict(pcs, y, prob)
     table = subgroup_table(groups, y, y_pred, min_size=PAPER_MIN_SIZE)
