@@ -25,7 +25,7 @@ from morphbias_fast.bench import variants as bench_variants
 from morphbias_fast.data.appearance import APPEARANCES, SHORTCUTS
 from morphbias_fast.data import load_cohort
 from morphbias_fast.data.prepare import PrepareConfig, prepare
-from morphbias_fast.data.synth import SynthConfig, synthesize
+from morphbias_fast.data.synth import SUBJECT_EFFECTS, SynthConfig, synthesize
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.files import write_json
 from morphbias_fast.launcher import CLIGroup
@@ -56,6 +56,11 @@ def cohort_option(f):
 
 
 def appearance_options(f):
+    f = click.option("--subject-effect", type=click.Choice(list(SUBJECT_EFFECTS)), default="independent",
+                     show_default=True,
+                     help="independent: each global subject mode has its own coefficient (the subject effect "
+                          "spans as many directions as modes); shared: one scalar times all of them, as SimBA "
+                          "draws it (one direction; the cohort of the paper's own experiments).")(f)
     f = click.option("--shortcut", type=click.Choice(list(SHORTCUTS)), default="morphology", show_default=True,
                      help="morphology: the bias enlarges the left putamen; intensity: it brightens the same "
                           "region and moves no tissue (the negative control for deformation features).")(f)
@@ -138,8 +143,8 @@ def info() -> None:
                    "disease and bias).")
 @seed_option
 @click.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it exists and is not empty.")
-def synth(out_dir, bias_level, n_train, n_val, n_test, dim, spacing, appearance, shortcut, site_confound, seed,
-          overwrite) -> None:
+def synth(out_dir, bias_level, n_train, n_val, n_test, dim, spacing, appearance, shortcut, subject_effect,
+          site_confound, seed, overwrite) -> None:
     """Write a synthetic cohort with a known morphological bias to OUT_DIR (BIDS-style).
 
     Subjects are the MNI152 template (shipped with nilearn) warped by diffeomorphic deformations: a subject
@@ -150,7 +155,7 @@ def synth(out_dir, bias_level, n_train, n_val, n_test, dim, spacing, appearance,
     """
     cfg = SynthConfig(bias_level=bias_level, n_train=n_train, n_val=n_val, n_test=n_test, dim=int(dim),
                       spacing=spacing, seed=seed, appearance=appearance, shortcut=shortcut,
-                      site_confound=site_confound)
+                      subject_effect=subject_effect, site_confound=site_confound)
     synthesize(out_dir, cfg, overwrite=overwrite)
     click.echo(f"wrote {n_train + n_val + n_test} subjects to {out_dir}")
 
@@ -428,8 +433,9 @@ def _baselines(value: str) -> tuple[str, ...]:
               help="Mitigation of the 'mitigated' row: ours (counterfactual) or paper (noise + SMOTE).  "
                    "[default: the recipe's]")
 @strict_option
-def run_cmd(out_dir, cohort_dir, bias_level, dim, n_train, n_val, n_test, appearance, shortcut, epochs, device, seed,
-            seeds, baselines, time_budget, steps, atlas, recipe, arch, discovery, mitigation, strict) -> None:
+def run_cmd(out_dir, cohort_dir, bias_level, dim, n_train, n_val, n_test, appearance, shortcut, subject_effect,
+            epochs, device, seed, seeds, baselines, time_budget, steps, atlas, recipe, arch, discovery, mitigation,
+            strict) -> None:
     """The whole pipeline in one command: synth (without --cohort) -> classify -> register -> discover ->
     mitigate -> unbiased reference -> report.
 
@@ -445,7 +451,8 @@ def run_cmd(out_dir, cohort_dir, bias_level, dim, n_train, n_val, n_test, appear
         raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers",
                                  param_hint="--seeds") from None
     settings = pipeline.Settings(cohort=cohort_dir, bias_level=bias_level, dim=int(dim), appearance=appearance,
-                                 shortcut=shortcut, n_train=n_train, n_val=n_val, n_test=n_test, baselines=names,
+                                 shortcut=shortcut, subject_effect=subject_effect, n_train=n_train, n_val=n_val,
+                                 n_test=n_test, baselines=names,
                                  time_budget=time_budget, steps=steps, epochs=epochs, device=device, atlas=atlas,
                                  **pipeline.recipe_parts(recipe, arch, discovery, mitigation))
     res = pipeline.run_pipeline(out_dir, settings, seed_list, seed_folders=seeds is not None)

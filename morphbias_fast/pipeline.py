@@ -38,6 +38,7 @@ class Settings:
     dim: int = 2
     appearance: str = "template"
     shortcut: str = "morphology"
+    subject_effect: str = "independent"
     n_train: int = 1000
     n_val: int = 500
     n_test: int = 500
@@ -98,8 +99,8 @@ def _cohort(run: RunFolder, s: Settings, seed: int) -> Path:
         if not cohort_exists(cohort):
             say(f"synth: bias level {s.bias_level}, {s.dim}-D, {s.appearance}, seed {seed}")
             synthesize(cohort, SynthConfig(bias_level=s.bias_level, dim=s.dim, seed=seed, appearance=s.appearance,
-                                           shortcut=s.shortcut, n_train=s.n_train, n_val=s.n_val,
-                                           n_test=s.n_test), overwrite=True)
+                                           shortcut=s.shortcut, subject_effect=s.subject_effect, n_train=s.n_train,
+                                           n_val=s.n_val, n_test=s.n_test), overwrite=True)
     if "bias" not in load_cohort(cohort, load_images=False).participants:
         # Checked before the long stages: the report's table is per value of this attribute.
         raise MorphbiasError(f"{cohort / 'participants.tsv'} has no 'bias' column: `run` reports per group, "

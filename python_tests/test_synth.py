@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from morphbias_fast.cli import main
 from morphbias_fast.data.fields import read_grid
-from morphbias_fast.data.synth import SynthConfig, synthesize
+from morphbias_fast.data.synth import SynthConfig, read_synth_config, synthesize
 
 SMALL = dict(n_train=12, n_val=8, n_test=8, spacing=4.0)
 
@@ -154,3 +154,22 @@ def test_crash_midway_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="simulated"):
         synthesize(tmp_path / "cohort", SynthConfig(n_train=4, n_val=4, n_test=4, spacing=6.0), progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_shared_subject_effect_is_one_scalar_and_moves_no_other_draw(tmp_path):
+    """--subject-effect shared (SimBA's draw): every global mode gets the subject's one scalar; the labels and
+    the other coefficients are those of the default cohort of the same seed, and the cohort remembers the
+    setting (the unbiased reference re-draws the cohort from it)."""
+    a, b = tmp_path / "independent", tmp_path / "shared"
+    base = ["--n-train", "8", "--n-val", "4", "--n-test", "4", "--spacing", "6", "--seed", "5"]
+    for out, extra in ((a, []), (b, ["--subject-effect", "shared"])):
+        result = CliRunner().invoke(main, ["synth", str(out), *base, *extra])
+        assert result.exit_code == 0, result.output
+    pa, pb = (pd.read_csv(p / "participants.tsv", sep="\t") for p in (a, b))
+    modes = [c for c in pa.columns if c.startswith("subject_coef_")]
+    assert len(modes) == 10
+    assert (pb[modes].to_numpy() == pb[["subject_coef_0"]].to_numpy()).all()
+    assert (pa[modes].nunique(axis=1) == len(modes)).all()  # independent draws: no two equal
+    same = ["participant_id", "split", "disease", "bias", "disease_coef", "bias_coef", "subject_coef_0"]
+    pd.testing.assert_frame_equal(pa[same], pb[same])
+    assert read_synth_config(b).subject_effect == "shared" and read_synth_config(a).subject_effect == "independent"

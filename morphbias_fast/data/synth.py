@@ -3,6 +3,7 @@
 Every subject's anatomy is the atlas warped by exp(v), v = sum_k s_k * global_mode_k (subject effect)
 + c_d * disease_mode (right insula) + bias * c_b * bias_mode (left putamen), with
 s_k ~ truncated N(0,1) on [-3.5, 3.5], c_d ~ N(+1,1) for diseased and N(-1,1) for controls, c_b ~ N(2,1).
+The s_k are independent by default (ours); subject_effect="shared" sets every s_k to one scalar, as SimBA does.
 P(bias | disease) = bias_level, P(bias | no disease) = 1 - bias_level (c_b is drawn for every subject and
 stored; it acts only where bias = 1); disease prevalence 0.5 in train and
 val; the test split is balanced over the four (bias, disease) groups. Counts are exact (shuffled), not
@@ -34,6 +35,9 @@ from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.files import atomic_folder
 
 
+SUBJECT_EFFECTS = ("independent", "shared")
+
+
 # A field list with defaults; `duplicates` pairs it by shape with the other config dataclasses
 # (gridconfig, synth, classify.train, discover.mixture): alike in form only, nothing to share.
 @dataclass(frozen=True)
@@ -55,6 +59,9 @@ class SynthConfig:
     subject_mm: float | None = None  # RMS displacement of the whole subject effect (template 1.5, mri 3.0)
     region_radius_mm: float = 9.0
     n_modes: int | None = None  # global subject modes (template 10, mri 20)
+    # independent: each global mode its own coefficient (ours: the subject effect spans n_modes directions);
+    # shared: one scalar times all of them, as SimBA draws it (the subject effect is one direction).
+    subject_effect: str = "independent"
     smooth_mm: float = 20.0     # smoothness of the global modes
     squaring_steps: int = 7
 
@@ -64,6 +71,9 @@ class SynthConfig:
                                  f"got {self.appearance!r}")
         if self.shortcut not in appearance.SHORTCUTS:
             raise MorphbiasError(f"--shortcut must be one of {', '.join(appearance.SHORTCUTS)}, got {self.shortcut!r}")
+        if self.subject_effect not in SUBJECT_EFFECTS:
+            raise MorphbiasError(f"--subject-effect must be one of {', '.join(SUBJECT_EFFECTS)}, "
+                                 f"got {self.subject_effect!r}")
         if not 0.0 <= self.site_confound <= 1.0:
             raise MorphbiasError(f"--site-confound must be in [0, 1], got {self.site_confound}")
         # Real brains differ by a few mm RMS after affine alignment, in more directions than our template
@@ -124,7 +134,9 @@ def draw_participants(cfg: SynthConfig, rng: np.random.Generator) -> pd.DataFram
     # Drawn for every subject (only cases with the bias carry the effect, bias * bias_coef), so that every
     # subject's counterfactual twin, the same subject with the bias flipped, is defined (twins.py).
     df["bias_coef"] = rng.normal(2.0, 1.0, n)
-    s = _truncnorm(rng, (n, cfg.n_modes))
+    s = _truncnorm(rng, (n, cfg.n_modes))  # drawn in full either way, so that the draws after it do not move
+    if cfg.subject_effect == "shared":
+        s = np.repeat(s[:, :1], cfg.n_modes, axis=1)
     for k in range(cfg.n_modes):
         df[f"subject_coef_{k}"] = s[:, k]
     return df
