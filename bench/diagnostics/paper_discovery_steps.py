@@ -49,21 +49,25 @@ def _score(selected: np.ndarray, target: np.ndarray) -> dict:
             "recall": float(selected[target].mean()) if target.any() else None}
 
 
+def bias_spectrum(scores: np.ndarray, y: np.ndarray, bias: np.ndarray) -> dict:
+    """Where in the spectrum the bias lies, from principal component scores [N, K] (all components, sorted by
+    variance): the component that alone separates the bias best within the disease classes (AUC folded to
+    >= 0.5, mean over the two classes), its rank and its share of the variance, and the best of the first four."""
+    auc = np.array([np.mean([max(a, 1 - a) for a in (roc_auc_score(bias[y == c], scores[y == c, j]) for c in (0, 1))])
+                    for j in range(scores.shape[1])])
+    var = scores.var(0) / scores.var(0).sum()
+    j = int(np.argmax(auc))
+    return {"bias_pc_rank": j + 1, "bias_pc_auc": float(auc[j]), "bias_pc_variance_share": float(var[j]),
+            "top4_best_auc": float(auc[:4].max())}
+
+
 def split_steps(feats, y, y_pred, prob, bias, pcs: list[int], seed: int = 0, weight: float = 10.0) -> list[dict]:
     backend = get_backend("sklearn")
     target = bias != y  # B&ND and NB&D
     cells = 2 * bias + y
     common = {"acc_under_represented": float((y_pred == y)[target].mean()),
               "acc_others": float((y_pred == y)[~target].mean())}
-    # Where in the spectrum the bias lies: the principal component that alone separates it best within the
-    # disease classes (AUC folded to >= 0.5, mean over the two classes), its rank and share of the variance.
-    full = backend.pca(feats, min(feats.shape), whiten=False, seed=seed)
-    auc = np.array([np.mean([max(a, 1 - a) for a in (roc_auc_score(bias[y == c], full[y == c, j]) for c in (0, 1))])
-                    for j in range(full.shape[1])])
-    var = full.var(0) / full.var(0).sum()
-    j = int(np.argmax(auc))
-    common.update(bias_pc_rank=j + 1, bias_pc_auc=float(auc[j]), bias_pc_variance_share=float(var[j]),
-                  top4_best_auc=float(auc[:4].max()))
+    common.update(bias_spectrum(backend.pca(feats, min(feats.shape), whiten=False, seed=seed), y, bias))
     out = []
     for k in pcs:
         k_eff = min(k, feats.shape[1], len(feats))
