@@ -71,3 +71,23 @@ def test_run_with_the_papers_recipe_end_to_end(tmp_path):
     res = CliRunner().invoke(main, ["bench", "variants", str(out), "--variant", "paper_rebalance"])
     assert res.exit_code == 0, res.output[-3000:]
     assert "paper_rebalance" in [r["model"] for r in json.loads((out / "metrics.json").read_text())["rows"]]
+
+
+def test_paper_with_our_checkpoint_rule_changes_only_the_checkpoint(monkeypatch):
+    """bench variants paper_disc_checkpoint: the paper's plan as it is, with the val weights of the discovered
+    groups (each group counted the same) in place of plain val accuracy."""
+    import numpy as np
+
+    from morphbias_fast.bench import variants
+
+    paper_plan = mitigate.Plan(np.ones(4), None, np.zeros((2, 3)), np.array([0, 1]))
+    monkeypatch.setitem(mitigate.STRATEGIES, "paper", mitigate.strategies.Strategy(lambda inp: paper_plan, ""))
+
+    class Inp:
+        def discovered_val_weight(self):
+            return np.array([0.5, 1.5])
+
+    fn, _ = variants.VARIANTS["paper_disc_checkpoint"]
+    plan = fn(Inp())
+    assert plan.val_weight.tolist() == [0.5, 1.5]
+    assert plan.latents is paper_plan.latents and plan.weights.tolist() == [1, 1, 1, 1]

@@ -21,6 +21,9 @@ paper_augment           the originals plus the re-balanced set and its latent-no
 paper_smote             the originals plus the re-balanced set resampled by SMOTE to the originals' size,
                         decoded; no noise copies
 (the full `paper` strategy is both.)
+paper_disc_checkpoint   the full `paper` plan with our checkpoint rule: val accuracy with each discovered val
+                        group counted the same, instead of plain val accuracy (which, on a biased val split,
+                        favours the epoch that uses the shortcut most)
 
 The paper's discovery with the settings it does not publish (issue 17): paper_w<W>_<INIT> runs
 `discover --method paper --mixture-weight W --mixture-init INIT` into discover_<VARIANT> and the paper's
@@ -59,6 +62,12 @@ def _transport(inp: mitigate.Inputs) -> mitigate.Plan:
     return plan
 
 
+def _paper_discovered_checkpoint(inp: mitigate.Inputs) -> mitigate.Plan:
+    plan = mitigate.STRATEGIES["paper"].fn(inp)
+    plan.val_weight = inp.discovered_val_weight()  # each discovered val group counts the same, as ours
+    return plan
+
+
 def _paper_ablation(augment: bool, smote: bool):
     def plan(inp: mitigate.Inputs) -> mitigate.Plan:
         selected = inp.subgroups(inp.tr).selected.to_numpy().astype(bool)
@@ -81,6 +90,8 @@ VARIANTS = {
     "paper_rebalance": (_paper_ablation(False, False), "the paper's ablation: re-balanced set only"),
     "paper_augment": (_paper_ablation(True, False), "the paper's ablation: + latent-noise copies, no SMOTE"),
     "paper_smote": (_paper_ablation(False, True), "the paper's ablation: + SMOTE, no noise copies"),
+    "paper_disc_checkpoint": (_paper_discovered_checkpoint,
+                              "the paper's mitigation, checkpoint by the discovered val groups (ours)"),
 }
 
 
