@@ -6,7 +6,9 @@
 # variants of the paper's recipe (the four settings it leaves open; at 0.7 also its ablation, Table 3), and,
 # at 0.9, the factorial table's eight combinations for the seed (`bench factorial --archive`). It archives the
 # recipe's seed table (with the variant rows) and, at 0.9, each combination's under bench/results/archive/,
-# and commits only those files. Paths as in study_line.sh (RUNS, REPO, VENV, FROZEN).
+# and commits only those files. Paths as in study_line.sh (RUNS, REPO, VENV, FROZEN). On the 2-core machine a
+# 0.7 line took 60 min (hash-grid run 21, recipe 10, seven variants 4.5 each) and a 0.9 line 65-70 min (the
+# hash-grid run 15, recipe 10, four variants 18, the factorial 20), alone on the machine.
 . "$(dirname "$0")/links.sh"
 L=$1 K=$2
 RUNS=${RUNS:-/work/runs} REPO=${REPO:-/work/main} VENV=${VENV:-/tmp/venv_dev} FROZEN=${FROZEN:-/tmp/frozen_pkg}
