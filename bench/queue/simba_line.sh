@@ -6,7 +6,8 @@
 # our checkpoint rule (paper_disc_checkpoint; at 0.7 also the paper's ablation, Table 3), then ours (hash
 # grid, shortcut discovery, counterfactual images) as shLEVEL/seed_K on sLEVEL's cohort and classifiers. It
 # archives both seed tables under bench/results/archive/ and commits only those files. Paths as in
-# paper_line.sh (RUNS, REPO, VENV, FROZEN). The first seed (0.9, seed 0) took about 55 min here.
+# paper_line.sh (RUNS, REPO, VENV, FROZEN). At 0.9 seed 0 the recipe's part took 22 min here (its
+# variant made no images: SMOTE could not run); ours adds about 15.
 . "$(dirname "$0")/links.sh"
 L=$1 K=$2
 RUNS=${RUNS:-/work/runs} REPO=${REPO:-/work/main} VENV=${VENV:-/tmp/venv_dev} FROZEN=${FROZEN:-/tmp/frozen_pkg}
