@@ -653,8 +653,9 @@ def bench_batchnorm_cmd(run_dir, weights, epochs, seed, json_path) -> None:
 
 @bench.command("variants")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--variant", type=click.Choice([*bench_variants.VARIANTS, *bench_variants.DISCOVERY_VARIANTS]),
-              required=True,
+@click.option("--variant", required=True, type=click.Choice([*bench_variants.VARIANTS,
+                                                           *bench_variants.DISCOVERY_VARIANTS,
+                                                           *bench_variants.REFIT_VARIANTS]),
               help="Which variant of the default strategy to train beside it (see `morphbias-fast bench variants "
                    "--help`).")
 def bench_variants_cmd(runs, variant) -> None:
@@ -669,7 +670,10 @@ def bench_variants_cmd(runs, variant) -> None:
     paper_w{1,10}_{kmeans,confusion}  the paper's discovery with that mixture weight and start (into
                             discover_VARIANT), then the paper's mitigation: the settings the paper leaves open
     paper_rebalance, paper_augment, paper_smote  the paper's ablation (its Table 3): the re-balanced set
-                            alone, + latent-noise copies without SMOTE, + SMOTE without noise copies"""
+                            alone, + latent-noise copies without SMOTE, + SMOTE without noise copies
+    paper_disc_checkpoint   the paper's plan, the epoch kept by the discovered val groups (our rule)
+    paper_refit             the paper's recipe with its training latents fitted again, network frozen (into
+                            register_refit), as val's are; paper_refit_checkpoint: the same with our rule"""
     bench_variants.run(list(runs), variant)
 
 

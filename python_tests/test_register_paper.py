@@ -125,3 +125,50 @@ def test_register_with_the_papers_recipe_end_to_end(tmp_path):
     # --device cpu: the CPU schedule, recorded (--points given, so it wins over the schedule's 512)
     assert (cfg["recipe"], cfg["arch"], cfg["points"], cfg["batch_subjects"]) == ("paper", "siren", 128, 32)
     assert (cfg["lr_siren"], cfg["lr_latent"]) == (1e-4, 1e-2)
+
+
+def test_refit_repeats_the_stages_fit_and_refits_train(tmp_path):
+    """register/refit.py (issue 17): refitting the splits the stage fitted (val, test) with the frozen network
+    gives the stage's own latents bit for bit (same start, steps, points and batches on the CPU), so a refit of
+    train is the stage's fit applied to train; the refit folder keeps the network and changes train only."""
+    from morphbias_fast.data import load_cohort
+    from morphbias_fast.register.refit import refit
+    from morphbias_fast.runfolder import RegisterFolder, RunFolder
+
+    cohort_dir = tmp_path / "cohort"
+    synthesize(cohort_dir, SynthConfig(n_train=6, n_val=4, n_test=4, spacing=6.0), progress=False)
+    res = CliRunner().invoke(main, ["register", str(tmp_path / "run"), "--cohort", str(cohort_dir), "--recipe",
+                                    "paper", "--steps", "4", "--fit-steps", "3", "--points", "128",
+                                    "--time-budget", "0", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    src, cohort = RunFolder(tmp_path / "run").register, load_cohort(cohort_dir)
+    ids = {s: cohort.ids[cohort.index(s)] for s in ("train", "val", "test")}
+    again = RegisterFolder(tmp_path / "again")
+    refit(src, cohort, again, splits=("val", "test"), progress=False)
+    for s in ("val", "test"):
+        assert np.array_equal(again.latents_of(ids[s]), src.latents_of(ids[s]))
+    out = RegisterFolder(tmp_path / "refit")
+    rec = refit(src, cohort, out, progress=False)
+    assert rec["steps"] == 3 and rec["splits"] == ["train"]
+    assert not np.allclose(out.latents_of(ids["train"]), src.latents_of(ids["train"]))
+    for s in ("val", "test"):
+        assert np.array_equal(out.latents_of(ids[s]), src.latents_of(ids[s]))
+    assert out.model.read_bytes() == src.model.read_bytes()
+    assert json.loads(out.metrics.read_text())["train_refit"]["from"] == str(src.path)
+    with pytest.raises(MorphbiasError, match="no participant"):
+        refit(src, cohort, RegisterFolder(tmp_path / "none"), splits=("holdout",), progress=False)
+
+
+def test_refit_refuses_our_recipe(tmp_path):
+    """Our recipe fits the training latents with the network frozen already: a refit is refused by name."""
+    from morphbias_fast.data import load_cohort
+    from morphbias_fast.register.refit import refit
+    from morphbias_fast.runfolder import RegisterFolder, RunFolder
+
+    cohort_dir = tmp_path / "cohort"
+    synthesize(cohort_dir, SynthConfig(n_train=4, n_val=2, n_test=2, spacing=8.0), progress=False)
+    res = CliRunner().invoke(main, ["register", str(tmp_path / "run"), "--cohort", str(cohort_dir), "--steps", "2",
+                                    "--fit-steps", "1", "--points", "64", "--time-budget", "0", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    with pytest.raises(MorphbiasError, match="only the paper recipe"):
+        refit(RunFolder(tmp_path / "run").register, load_cohort(cohort_dir), RegisterFolder(tmp_path / "x"))

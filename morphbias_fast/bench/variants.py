@@ -30,6 +30,11 @@ The paper's discovery with the settings it does not publish (issue 17): paper_w<
 mitigation from those subgroups into mitigate_<VARIANT>, for W in {1, 10} and INIT in {kmeans, confusion}. All
 four are chosen between on the same val_disc_* columns (the run's own discovered val groups), never on the
 true bias or the test split.
+
+The paper's recipe with its training latents fitted again, the network frozen, as val's are (issue 17;
+register/refit.py says why): paper_refit refits them into register_refit, runs the recipe's discovery on them
+into discover_paper_refit and the paper's mitigation into mitigate_paper_refit; paper_refit_checkpoint reuses
+that discovery with our checkpoint rule (as paper_disc_checkpoint).
 """
 from __future__ import annotations
 
@@ -40,6 +45,8 @@ import numpy as np
 
 from morphbias_fast import discover, mitigate, report
 from morphbias_fast.console import say
+from morphbias_fast.data import load_cohort
+from morphbias_fast.register.refit import refit
 from morphbias_fast.runfolder import RunFolder
 
 
@@ -99,8 +106,31 @@ VARIANTS = {
 DISCOVERY_VARIANTS = {f"paper_w{w}_{init}": (float(w), init) for w in (1, 10) for init in discover.MIXTURE_INITS}
 
 
+# name -> the mitigation strategy it runs from the refit discovery
+REFIT_VARIANTS = {"paper_refit": "paper", "paper_refit_checkpoint": "paper_disc_checkpoint"}
+
+
+def _train_refit(r: RunFolder, variant: str, seed: int, cohort: Path) -> None:
+    found = RunFolder(r.root, discover_dir=r.root / "discover_paper_refit", register_dir=r.root / "register_refit")
+    if not found.register.latents.exists():
+        say(f"{r.root}: training latents refit with the network frozen")
+        refit(r.register, load_cohort(cohort), found.register)
+    if not found.discover.summary.exists():
+        discover.run(found, discover.Config(method="paper", out=found.discover.path, seed=seed, cohort=cohort))
+    strategy = REFIT_VARIANTS[variant]
+    if strategy in VARIANTS:
+        mitigate.strategy(strategy, VARIANTS[strategy][1])(VARIANTS[strategy][0])
+    try:
+        mitigate.run(found, mitigate.Config(strategy=strategy, seed=seed, cohort=cohort, out=r.mitigate(variant).path))
+    finally:
+        if strategy in VARIANTS:
+            del mitigate.STRATEGIES[strategy]
+
+
 def _train(r: RunFolder, variant: str, seed: int, cohort: Path) -> None:
-    if variant in DISCOVERY_VARIANTS:
+    if variant in REFIT_VARIANTS:
+        _train_refit(r, variant, seed, cohort)
+    elif variant in DISCOVERY_VARIANTS:
         weight, init = DISCOVERY_VARIANTS[variant]
         found = RunFolder(r.root, discover_dir=r.root / f"discover_{variant}")
         if not found.discover.summary.exists():

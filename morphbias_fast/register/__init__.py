@@ -7,6 +7,7 @@ loss.py         similarity + displacement + latent + Jacobian-determinant terms
 distributed.py  torchrun sharding (subject i on rank i % world)
 train.py        training, then fitting latents with the network frozen (every subject; the paper: val/test)
 decode.py       Decoder: latent -> field -> warped atlas (register, decode, mitigate); the `decode` command
+refit.py        a finished run's training latents fitted again with the network frozen (paper recipe, issue 17)
 quality.py      per-split image error, endpoint error, folds
 stage.py        the `register` stage (Config, run, Result)
 """
