@@ -672,8 +672,9 @@ def bench_variants_cmd(runs, variant) -> None:
     paper_rebalance, paper_augment, paper_smote  the paper's ablation (its Table 3): the re-balanced set
                             alone, + latent-noise copies without SMOTE, + SMOTE without noise copies
     paper_disc_checkpoint   the paper's plan, the epoch kept by the discovered val groups (our rule)
-    paper_refit             the paper's recipe with its training latents fitted again, network frozen (into
-                            register_refit), as val's are; paper_refit_checkpoint: the same with our rule"""
+    paper_refit_w{1,10}     the paper's recipe with its training latents fitted again, network frozen (into
+                            register_refit), as val's are, at that mixture weight; paper_refit_w{1,10}_checkpoint:
+                            the same with our checkpoint rule"""
     bench_variants.run(list(runs), variant)
 
 

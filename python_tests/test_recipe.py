@@ -69,15 +69,16 @@ def test_run_with_the_papers_recipe_end_to_end(tmp_path):
     assert "paper_w1_confusion" in rows
     # The recipe with its training latents refit, network frozen (register/refit.py): a register folder of its
     # own that only the variant reads, its discovery, the paper's mitigation, and our checkpoint rule beside it.
-    for variant in ("paper_refit", "paper_refit_checkpoint"):
+    for variant in ("paper_refit_w1", "paper_refit_w1_checkpoint"):
         res = CliRunner().invoke(main, ["bench", "variants", str(out), "--variant", variant])
         assert res.exit_code == 0, res.output[-3000:]
         assert (out / f"mitigate_{variant}" / "predictions.csv").exists()
     assert json.loads((out / "register_refit" / "metrics.json").read_text())["train_refit"]["splits"] == ["train"]
-    assert json.loads((out / "discover_paper_refit" / "summary.json").read_text())["method"] == "paper"
+    found = json.loads((out / "discover_paper_refit_w1" / "summary.json").read_text())
+    assert (found["method"], found["config"]["mixture_weight"]) == ("paper", 1.0)
     assert json.loads((out / "register" / "metrics.json").read_text()).get("train_refit") is None
     rows = [r["model"] for r in json.loads((out / "metrics.json").read_text())["rows"]]
-    assert {"paper_refit", "paper_refit_checkpoint"} <= set(rows)
+    assert {"paper_refit_w1", "paper_refit_w1_checkpoint"} <= set(rows)
     # The paper's ablation (its Table 3): re-balancing alone makes no images and counts the selected cases twice.
     res = CliRunner().invoke(main, ["bench", "variants", str(out), "--variant", "paper_rebalance"])
     assert res.exit_code == 0, res.output[-3000:]

@@ -12,7 +12,7 @@
 L=$1 K=$2
 RUNS=${RUNS:-/work/runs} REPO=${REPO:-/work/main} VENV=${VENV:-/tmp/venv_dev} FROZEN=${FROZEN:-/tmp/frozen_pkg}
 mbf="cd /tmp && $VENV/bin/python $FROZEN/mbf.py" level="0.${L:1}" arc="$REPO/bench/results/archive"
-variants="paper_disc_checkpoint paper_refit paper_refit_checkpoint"
+variants="paper_disc_checkpoint paper_refit_w1 paper_refit_w1_checkpoint paper_refit_w10 paper_refit_w10_checkpoint"
 [ "$L" = 07 ] && variants="$variants paper_rebalance paper_augment paper_smote"
 s="$RUNS/s$L/seed_$K" h="$RUNS/sh$L/seed_$K"
 line="$mbf run --recipe paper --out $RUNS/s$L --bias-level $level --seeds $K --subject-effect shared"

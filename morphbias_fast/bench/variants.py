@@ -32,9 +32,10 @@ four are chosen between on the same val_disc_* columns (the run's own discovered
 true bias or the test split.
 
 The paper's recipe with its training latents fitted again, the network frozen, as val's are (issue 17;
-register/refit.py says why): paper_refit refits them into register_refit, runs the recipe's discovery on them
-into discover_paper_refit and the paper's mitigation into mitigate_paper_refit; paper_refit_checkpoint reuses
-that discovery with our checkpoint rule (as paper_disc_checkpoint).
+register/refit.py says why): paper_refit_w<W> refits them into register_refit (once for all four), runs the
+paper's discovery on them at mixture weight W (1 or 10, k-means start) into discover_paper_refit_w<W> and the
+paper's mitigation into mitigate_paper_refit_w<W>; paper_refit_w<W>_checkpoint reuses that discovery with our
+checkpoint rule (as paper_disc_checkpoint).
 """
 from __future__ import annotations
 
@@ -106,18 +107,21 @@ VARIANTS = {
 DISCOVERY_VARIANTS = {f"paper_w{w}_{init}": (float(w), init) for w in (1, 10) for init in discover.MIXTURE_INITS}
 
 
-# name -> the mitigation strategy it runs from the refit discovery
-REFIT_VARIANTS = {"paper_refit": "paper", "paper_refit_checkpoint": "paper_disc_checkpoint"}
+# name -> (mixture weight, the mitigation strategy it runs from the refit discovery)
+REFIT_VARIANTS = {f"paper_refit_w{w}{rule}": (float(w), strategy) for w in (1, 10)
+                  for rule, strategy in (("", "paper"), ("_checkpoint", "paper_disc_checkpoint"))}
 
 
 def _train_refit(r: RunFolder, variant: str, seed: int, cohort: Path) -> None:
-    found = RunFolder(r.root, discover_dir=r.root / "discover_paper_refit", register_dir=r.root / "register_refit")
+    weight, strategy = REFIT_VARIANTS[variant]
+    found = RunFolder(r.root, discover_dir=r.root / f"discover_paper_refit_w{weight:g}",
+                      register_dir=r.root / "register_refit")
     if not found.register.latents.exists():
         say(f"{r.root}: training latents refit with the network frozen")
         refit(r.register, load_cohort(cohort), found.register)
     if not found.discover.summary.exists():
-        discover.run(found, discover.Config(method="paper", out=found.discover.path, seed=seed, cohort=cohort))
-    strategy = REFIT_VARIANTS[variant]
+        discover.run(found, discover.Config(method="paper", out=found.discover.path, seed=seed, cohort=cohort,
+                                            mixture_weight=weight))
     if strategy in VARIANTS:
         mitigate.strategy(strategy, VARIANTS[strategy][1])(VARIANTS[strategy][0])
     try:
