@@ -673,8 +673,9 @@ def bench_variants_cmd(runs, variant) -> None:
                             alone, + latent-noise copies without SMOTE, + SMOTE without noise copies
     paper_disc_checkpoint   the paper's plan, the epoch kept by the discovered val groups (our rule)
     paper_refit_w{1,10}     the paper's recipe with its training latents fitted again, network frozen (into
-                            register_refit), as val's are, at that mixture weight; paper_refit_w{1,10}_checkpoint:
-                            the same with our checkpoint rule"""
+                            register_refit), as val's are, at that mixture weight
+    paper_refit_heldout_w{1,10}  the same, its discovery reading held-out (5-fold) train predictions
+                            (classify_heldout); a _checkpoint suffix: either with our checkpoint rule"""
     bench_variants.run(list(runs), variant)
 
 

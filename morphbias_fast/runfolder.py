@@ -128,11 +128,12 @@ class DiscoverFolder:
 
 class RunFolder:
     """One run: `RunFolder(path)`. `discover_dir` points discovery's files elsewhere (`--discover-dir`);
-    `register_dir` reads the latents and network from another register folder (a variant's, register/refit.py)."""
+    `register_dir` and `classify_dir` read the latents and network, or the classifier's predictions, from
+    another folder (a variant's: register/refit.py, classify/heldout.py)."""
 
-    def __init__(self, root, discover_dir=None, register_dir=None):
+    def __init__(self, root, discover_dir=None, register_dir=None, classify_dir=None):
         self.root = Path(root)
-        self.classify = ModelFolder(self.root / "classify")
+        self.classify = ModelFolder(Path(classify_dir) if classify_dir is not None else self.root / "classify")
         self.register = RegisterFolder(Path(register_dir) if register_dir is not None else self.root / "register")
         self.discover = DiscoverFolder(Path(discover_dir) if discover_dir is not None else self.root / "discover")
 

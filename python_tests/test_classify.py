@@ -83,3 +83,50 @@ def test_val_score_by_hand():
     assert val_score(p, y, val_weight=np.array([3, 3, 3, 1, 1, 1])) == 0.75
     assert val_score(p, y, val_groups=np.array([0, 0, 0, 1, 1, 1])) == 0.0
     assert val_score(p, y, val_groups=np.array([0, 1, 0, 1, 0, 1])) == pytest.approx(1 / 3)
+
+
+def test_heldout_predictions_never_predict_a_case_the_model_saw(cohort, tmp_path, monkeypatch):
+    """classify/heldout.py (issue 17): each train case is predicted once, by a fold model that did not train on
+    it; fold models select on val, as classify does; val and test keep the original classifier's predictions.
+    fit and predict_proba are replaced by recorders, so the test checks the bookkeeping, not a CNN."""
+    import numpy as np
+
+    from morphbias_fast.classify import heldout
+    from morphbias_fast.data import load_cohort
+    from morphbias_fast.errors import MorphbiasError
+    from morphbias_fast.runfolder import ModelFolder
+
+    original = run(cohort, tmp_path / "run")
+    c = load_cohort(cohort)
+    key = lambda x: x.reshape(len(x), -1)[:, :7].numpy().round(5).tobytes()  # noqa: E731 - an image's identity
+    ids_of = {key(heldout.standardise(c.images[i:i + 1])): pid for i, pid in enumerate(c.ids)}
+    seen = []
+
+    def fake_fit(x_tr, y_tr, x_va, y_va, cfg, progress=True):
+        trained = {ids_of[key(x_tr[i:i + 1])] for i in range(len(x_tr))}
+        assert {ids_of[key(x_va[i:i + 1])] for i in range(len(x_va))} == set(c.ids[c.index("val")])
+        seen.append(trained)
+        return len(seen) - 1, []
+
+    def fake_predict(model, x, device):
+        predicted = [ids_of[key(x[i:i + 1])] for i in range(len(x))]
+        assert not set(predicted) & seen[model]  # never a case its model trained on
+        return np.full(len(x), 0.1 + 0.2 * model)  # the fold's mark
+
+    monkeypatch.setattr(heldout, "fit", fake_fit)
+    monkeypatch.setattr(heldout, "predict_proba", fake_predict)
+    out = ModelFolder(tmp_path / "heldout")
+    rec = heldout.heldout_predictions(ModelFolder(tmp_path / "run" / "classify"), cohort, out, folds=3,
+                                      progress=False)
+    assert len(seen) == 3 and rec["folds"] == 3
+    preds = out.read_predictions().set_index("participant_id")
+    train = c.ids[c.index("train")]
+    fold_of = preds.loc[train, "prob"].round(6)
+    assert set(fold_of) == {0.1, 0.3, 0.5}  # every train case predicted by one of the three fold models
+    for k, trained in enumerate(seen):
+        assert set(fold_of.index[fold_of == round(0.1 + 0.2 * k, 6)]) == set(train) - trained
+    assert (preds.loc[train, "y_pred"] == (preds.loc[train, "prob"] >= 0.5)).all()
+    rest = original.set_index("participant_id").drop(index=train)
+    pd.testing.assert_frame_equal(preds.drop(index=train).sort_index(), rest.sort_index())
+    with pytest.raises(MorphbiasError, match="at least 2 folds"):
+        heldout.heldout_predictions(ModelFolder(tmp_path / "run" / "classify"), cohort, out, folds=1)

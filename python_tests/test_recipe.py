@@ -69,7 +69,7 @@ def test_run_with_the_papers_recipe_end_to_end(tmp_path):
     assert "paper_w1_confusion" in rows
     # The recipe with its training latents refit, network frozen (register/refit.py): a register folder of its
     # own that only the variant reads, its discovery, the paper's mitigation, and our checkpoint rule beside it.
-    for variant in ("paper_refit_w1", "paper_refit_w1_checkpoint"):
+    for variant in ("paper_refit_w1", "paper_refit_w1_checkpoint", "paper_refit_heldout_w10"):
         res = CliRunner().invoke(main, ["bench", "variants", str(out), "--variant", variant])
         assert res.exit_code == 0, res.output[-3000:]
         assert (out / f"mitigate_{variant}" / "predictions.csv").exists()
@@ -77,8 +77,13 @@ def test_run_with_the_papers_recipe_end_to_end(tmp_path):
     found = json.loads((out / "discover_paper_refit_w1" / "summary.json").read_text())
     assert (found["method"], found["config"]["mixture_weight"]) == ("paper", 1.0)
     assert json.loads((out / "register" / "metrics.json").read_text()).get("train_refit") is None
+    # held out: only the discovery reads classify_heldout, whose val and test rows are the classifier's
+    held = json.loads((out / "classify_heldout" / "metrics.json").read_text())["heldout"]
+    assert held["folds"] == 5 and held["from"] == str(out / "classify")
+    found = json.loads((out / "discover_paper_refit_heldout_w10" / "summary.json").read_text())
+    assert found["config"]["mixture_weight"] == 10.0
     rows = [r["model"] for r in json.loads((out / "metrics.json").read_text())["rows"]]
-    assert {"paper_refit_w1", "paper_refit_w1_checkpoint"} <= set(rows)
+    assert {"paper_refit_w1", "paper_refit_w1_checkpoint", "paper_refit_heldout_w10"} <= set(rows)
     # The paper's ablation (its Table 3): re-balancing alone makes no images and counts the selected cases twice.
     res = CliRunner().invoke(main, ["bench", "variants", str(out), "--variant", "paper_rebalance"])
     assert res.exit_code == 0, res.output[-3000:]

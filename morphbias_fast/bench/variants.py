@@ -32,10 +32,12 @@ four are chosen between on the same val_disc_* columns (the run's own discovered
 true bias or the test split.
 
 The paper's recipe with its training latents fitted again, the network frozen, as val's are (issue 17;
-register/refit.py says why): paper_refit_w<W> refits them into register_refit (once for all four), runs the
+register/refit.py says why): paper_refit_w<W> refits them into register_refit (once for all), runs the
 paper's discovery on them at mixture weight W (1 or 10, k-means start) into discover_paper_refit_w<W> and the
-paper's mitigation into mitigate_paper_refit_w<W>; paper_refit_w<W>_checkpoint reuses that discovery with our
-checkpoint rule (as paper_disc_checkpoint).
+paper's mitigation into mitigate_paper_refit_w<W>. paper_refit_heldout_w<W> does the same with the
+classifier's train predictions held out (classify/heldout.py, 5 folds, into classify_heldout), which only
+the discovery reads. A _checkpoint suffix reuses the variant's discovery with our checkpoint rule (as
+paper_disc_checkpoint).
 """
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from morphbias_fast import discover, mitigate, report
+from morphbias_fast.classify.heldout import heldout_predictions
 from morphbias_fast.console import say
 from morphbias_fast.data import load_cohort
 from morphbias_fast.register.refit import refit
@@ -107,20 +110,30 @@ VARIANTS = {
 DISCOVERY_VARIANTS = {f"paper_w{w}_{init}": (float(w), init) for w in (1, 10) for init in discover.MIXTURE_INITS}
 
 
-# name -> (mixture weight, the mitigation strategy it runs from the refit discovery)
-REFIT_VARIANTS = {f"paper_refit_w{w}{rule}": (float(w), strategy) for w in (1, 10)
+# name -> (mixture weight, held-out train predictions, the mitigation strategy run from the discovery)
+REFIT_VARIANTS = {f"paper_refit{held}_w{w}{rule}": (float(w), held == "_heldout", strategy)
+                  for held in ("", "_heldout") for w in (1, 10)
                   for rule, strategy in (("", "paper"), ("_checkpoint", "paper_disc_checkpoint"))}
+HELDOUT_FOLDS = 5
 
 
 def _train_refit(r: RunFolder, variant: str, seed: int, cohort: Path) -> None:
-    weight, strategy = REFIT_VARIANTS[variant]
-    found = RunFolder(r.root, discover_dir=r.root / f"discover_paper_refit_w{weight:g}",
-                      register_dir=r.root / "register_refit")
+    weight, heldout, strategy = REFIT_VARIANTS[variant]
+    name = f"paper_refit{'_heldout' if heldout else ''}_w{weight:g}"
+    refit_dir, heldout_dir = r.root / "register_refit", r.root / "classify_heldout"
+    found = RunFolder(r.root, discover_dir=r.root / f"discover_{name}", register_dir=refit_dir)
     if not found.register.latents.exists():
         say(f"{r.root}: training latents refit with the network frozen")
         refit(r.register, load_cohort(cohort), found.register)
     if not found.discover.summary.exists():
-        discover.run(found, discover.Config(method="paper", out=found.discover.path, seed=seed, cohort=cohort,
+        reads = found
+        if heldout:
+            reads = RunFolder(r.root, discover_dir=found.discover.path, register_dir=refit_dir,
+                              classify_dir=heldout_dir)
+            if not reads.classify.predictions.exists():
+                say(f"{r.root}: held-out train predictions ({HELDOUT_FOLDS} folds)")
+                heldout_predictions(r.classify, cohort, reads.classify, HELDOUT_FOLDS, seed)
+        discover.run(reads, discover.Config(method="paper", out=found.discover.path, seed=seed, cohort=cohort,
                                             mixture_weight=weight))
     if strategy in VARIANTS:
         mitigate.strategy(strategy, VARIANTS[strategy][1])(VARIANTS[strategy][0])

@@ -3,6 +3,7 @@
 model.py  the paper's 5-layer CNN
 train.py  training (model selection on val, BatchNorm statistics recomputed), prediction
 stage.py  the `classify` stage (Config, run, Result) and the one writer of a classifier's files
+heldout.py  cross-fitted train predictions of a finished classifier (the paper recipe's variants, issue 17)
 """
 from morphbias_fast.classify.model import CNN
 from morphbias_fast.classify.stage import (
