@@ -36,3 +36,24 @@ def test_a_low_variance_bias_is_lost_by_four_components_and_found_by_all():
     # SD of an AUC at 0.5 with 150 + 150 cases is about 0.033; 0.62 is more than three of them).
     assert four["top4_best_auc"] < 0.62
     assert four["probe_in_diseased"] < 0.62 and four["probe_in_healthy"] < 0.62
+
+
+def test_knee_inclusive_rules_give_the_knee_subgroup_its_role():
+    """Four subgroups of 20 diseased + 20 healthy with FPR/FNR ratios 0, 0.4, inf and 5 (by hand below). The
+    knee of the finite ratios [0, 0.4, 5] is 0.4: normalised, [0, 0.08, 1] lies farthest (0.42) from the chord
+    at the middle point. Subgroup 1 has TPR 0.5 below the overall 48/80 = 0.6: the published rules (strict
+    inequalities) give it no role; the knee-inclusive ones make it S_NB and keep its 20 diseased."""
+    from morphbias_fast.discover.subgroups import rebalanced_set, subgroup_table
+
+    def block(tp, fp):  # 20 diseased (tp predicted diseased) and 20 healthy (fp predicted diseased)
+        return [1] * 20 + [0] * 20, [1] * tp + [0] * (20 - tp) + [1] * fp + [0] * (20 - fp)
+
+    parts = [block(0, 0), block(10, 4), block(20, 10), block(18, 10)]  # ratios 0/1, 0.2/0.5, 0.5/0, 0.5/0.1
+    y = np.array(sum((p[0] for p in parts), []))
+    y_pred = np.array(sum((p[1] for p in parts), []))
+    groups = np.repeat(np.arange(4), 40)
+    published = rebalanced_set(groups, y, subgroup_table(groups, y, y_pred))
+    inclusive = _module().knee_inclusive_selection(groups, y, y_pred)
+    # published: S_NB = {0} (its diseased), S_B = {2, 3} (their healthy)
+    assert published.tolist() == ((groups == 0) & (y == 1) | np.isin(groups, [2, 3]) & (y == 0)).tolist()
+    assert inclusive.tolist() == (published | (groups == 1) & (y == 1)).tolist()

@@ -5,7 +5,7 @@ differs from val in two inputs, and this diagnostic swaps each for its val-like 
   predictions  in_sample: the classifier trained on train predicts train, and fits most of it, so the mixture
                sees few errors there; cross_fitted: train is cut into k folds (stratified by the label only),
                a classifier trained on the other k - 1 with the classify stage's settings (model selection on
-               val) predicts each fold, so train's errors look like val's.
+               val) predicts each fold, so train's errors look like val's (classify/heldout.py).
   latents      trained: the paper recipe's training latents, as published, each updated only in the steps
                that draw its subject while the network moves under it (~28 updates per latent in a 4-minute
                CPU budget, ~1000 in the paper's 1000 epochs); refit: fitted again with the network frozen,
@@ -17,10 +17,10 @@ For each combination paper_discovery_steps.split_steps scores the discovery on t
 the spectrum, the probe, the grouping ceiling, and what the published rules select.
 
     python bench/diagnostics/train_discovery.py RUN_DIR [RUN_DIR ...] --cache DIR [--folds 5]
-        [--pcs 4,16] [--mixture-weights 10,1] [--json PATH]
+        [--pcs 4,16] [--mixture-weights 10,1] [--mixture-seeds 0,1,2,3,4] [--json PATH]
 
-RUN_DIR is a paper-recipe run (register --recipe paper). DIR/<run name>/ keeps each fold's held-out
-predictions (fold_<i>.npz) and the refit register folder (register_refit), so a stopped study resumes. The true
+RUN_DIR is a paper-recipe run (register --recipe paper). DIR/<run name>/ keeps the held-out predictions
+(classify_heldout, fold by fold) and the refit register folder (register_refit), so a stopped study resumes. The true
 bias is used to score, never to choose."""
 from __future__ import annotations
 
@@ -30,43 +30,26 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
-from morphbias_fast.classify.train import TrainConfig, fit, predict_proba, standardise
+from morphbias_fast.classify.heldout import heldout_predictions
 from morphbias_fast.data import load_cohort
-from morphbias_fast.devices import resolve_device
-from morphbias_fast.files import atomic_path, write_json
+from morphbias_fast.files import write_json
 from morphbias_fast.register.refit import refit
-from morphbias_fast.runfolder import RegisterFolder, RunFolder
+from morphbias_fast.runfolder import ModelFolder, RegisterFolder, RunFolder
 
 sys.path.insert(0, str(Path(__file__).parent))
 from paper_discovery_steps import split_steps
 
 
-def _save(path: Path, **arrays) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-
-
-def crossfit_train(run: RunFolder, cache: Path, folds: int, seed: int = 0) -> np.ndarray:
-    """Held-out probabilities for every train participant (in cohort train order), one fold at a time."""
-    meta = json.loads(run.classify.metrics.read_text())
-    cohort = load_cohort(run.resolve_cohort(), label_column=meta.get("label_column", "disease"))
-    tr, va = cohort.index("train"), cohort.index("val")
-    x, y = standardise(cohort.images), cohort.labels
-    train_cfg = TrainConfig(**{k: v for k, v in meta["train_config"].items() if k in TrainConfig.__annotations__})
-    device = resolve_device(train_cfg.device)
-    prob = np.full(len(tr), np.nan)
-    cuts = StratifiedKFold(folds, shuffle=True, random_state=seed).split(tr, y[tr])
-    for i, (fit_idx, out_idx) in enumerate(cuts):
-        path = cache / f"fold_{i}.npz"
-        if not path.exists():
-            model, _ = fit(x[tr[fit_idx]], y[tr[fit_idx]], x[va], y[va], train_cfg, progress=False)
-            _save(path, rows=out_idx, prob=predict_proba(model, x[tr[out_idx]], device))
-            print(f"{cache.name}: fold {i + 1}/{folds} done", file=sys.stderr, flush=True)
-        saved = np.load(path)
-        prob[saved["rows"]] = saved["prob"]
-    return prob
+def crossfit_train(run: RunFolder, cache: Path, folds: int) -> np.ndarray:
+    """Held-out probabilities for every train participant (cohort train order): classify/heldout.py, kept in
+    DIR/<run name>/classify_heldout."""
+    out = ModelFolder(cache / "classify_heldout")
+    if not out.predictions.exists():
+        heldout_predictions(run.classify, run.resolve_cohort(), out, folds, seed=0, progress=False)
+    cohort = load_cohort(run.resolve_cohort(), load_images=False)
+    preds = out.read_predictions().set_index("participant_id")
+    return preds.loc[cohort.ids[cohort.index("train")], "prob"].to_numpy()
 
 
 def refit_train(run: RunFolder, cache: Path) -> np.ndarray:
@@ -81,7 +64,8 @@ def refit_train(run: RunFolder, cache: Path) -> np.ndarray:
     return out.latents_of(cohort.ids[cohort.index("train")]).astype(np.float64)
 
 
-def study(run_dir: Path, cache: Path, folds: int, pcs: list[int], weights: list[float]) -> dict:
+def study(run_dir: Path, cache: Path, folds: int, pcs: list[int], weights: list[float],
+          mixture_seeds: list[int]) -> dict:
     run = RunFolder(run_dir)
     meta = json.loads(run.register.metrics.read_text())["config"]
     if meta.get("recipe") != "paper":
@@ -101,8 +85,11 @@ def study(run_dir: Path, cache: Path, folds: int, pcs: list[int], weights: list[
     for lat_name, feats in latents.items():
         for pred_name, prob in probs.items():
             for w in weights:
-                out["rows"].append({"latents": lat_name, "predictions": pred_name, "mixture_weight": w,
-                                    "steps": split_steps(feats, y, (prob >= 0.5).astype(int), prob, bias, pcs, 0, w)})
+                for s in mixture_seeds:
+                    out["rows"].append({"latents": lat_name, "predictions": pred_name, "mixture_weight": w,
+                                        "mixture_seed": s,
+                                        "steps": split_steps(feats, y, (prob >= 0.5).astype(int), prob, bias, pcs,
+                                                             s, w)})
     return out
 
 
@@ -113,6 +100,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--pcs", default="4,16")
     ap.add_argument("--mixture-weights", default="10,1")
+    ap.add_argument("--mixture-seeds", default="0", help="the mixture's seeds (the recipe uses the run's seed)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     if a.folds < 2:
@@ -121,10 +109,10 @@ def main() -> None:
     weights = [float(w) for w in a.mixture_weights.split(",")]
     results = []
     for r in a.runs:
-        results.append(study(r, a.cache, a.folds, pcs, weights))
+        results.append(study(r, a.cache, a.folds, pcs, weights, [int(s) for s in a.mixture_seeds.split(",")]))
         print(json.dumps(results[-1]), flush=True)
         if a.json:  # after each run, so a stopped study keeps what it measured
-            write_json(a.json, {"pcs": pcs, "folds": a.folds, "results": results})
+            write_json(a.json, {"pcs": pcs, "folds": a.folds, "mixture_seeds": a.mixture_seeds, "results": results})
 
 
 if __name__ == "__main__":
