@@ -132,7 +132,7 @@ def test_refit_repeats_the_stages_fit_and_refits_train(tmp_path):
     gives the stage's own latents bit for bit (same start, steps, points and batches on the CPU), so a refit of
     train is the stage's fit applied to train; the refit folder keeps the network and changes train only."""
     from morphbias_fast.data import load_cohort
-    from morphbias_fast.register.refit import refit
+    from morphbias_fast.register import refit_latents
     from morphbias_fast.runfolder import RegisterFolder, RunFolder
 
     cohort_dir = tmp_path / "cohort"
@@ -144,11 +144,11 @@ def test_refit_repeats_the_stages_fit_and_refits_train(tmp_path):
     src, cohort = RunFolder(tmp_path / "run").register, load_cohort(cohort_dir)
     ids = {s: cohort.ids[cohort.index(s)] for s in ("train", "val", "test")}
     again = RegisterFolder(tmp_path / "again")
-    refit(src, cohort, again, splits=("val", "test"), progress=False)
+    refit_latents(src, cohort, again, splits=("val", "test"), progress=False)
     for s in ("val", "test"):
         assert np.array_equal(again.latents_of(ids[s]), src.latents_of(ids[s]))
     out = RegisterFolder(tmp_path / "refit")
-    rec = refit(src, cohort, out, progress=False)
+    rec = refit_latents(src, cohort, out, progress=False)
     assert rec["steps"] == 3 and rec["splits"] == ["train"]
     assert not np.allclose(out.latents_of(ids["train"]), src.latents_of(ids["train"]))
     for s in ("val", "test"):
@@ -156,13 +156,13 @@ def test_refit_repeats_the_stages_fit_and_refits_train(tmp_path):
     assert out.model.read_bytes() == src.model.read_bytes()
     assert json.loads(out.metrics.read_text())["train_refit"]["from"] == str(src.path)
     with pytest.raises(MorphbiasError, match="no participant"):
-        refit(src, cohort, RegisterFolder(tmp_path / "none"), splits=("holdout",), progress=False)
+        refit_latents(src, cohort, RegisterFolder(tmp_path / "none"), splits=("holdout",), progress=False)
 
 
 def test_refit_refuses_our_recipe(tmp_path):
     """Our recipe fits the training latents with the network frozen already: a refit is refused by name."""
     from morphbias_fast.data import load_cohort
-    from morphbias_fast.register.refit import refit
+    from morphbias_fast.register import refit_latents
     from morphbias_fast.runfolder import RegisterFolder, RunFolder
 
     cohort_dir = tmp_path / "cohort"
@@ -171,4 +171,4 @@ def test_refit_refuses_our_recipe(tmp_path):
                                     "--fit-steps", "1", "--points", "64", "--time-budget", "0", "--device", "cpu"])
     assert res.exit_code == 0, res.output
     with pytest.raises(MorphbiasError, match="only the paper recipe"):
-        refit(RunFolder(tmp_path / "run").register, load_cohort(cohort_dir), RegisterFolder(tmp_path / "x"))
+        refit_latents(RunFolder(tmp_path / "run").register, load_cohort(cohort_dir), RegisterFolder(tmp_path / "x"))

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from morphbias_fast.classify.heldout import heldout_predictions
+from morphbias_fast.classify import heldout_predictions
 from morphbias_fast.data import load_cohort
 from morphbias_fast.files import write_json
-from morphbias_fast.register.refit import refit
+from morphbias_fast.register import refit_latents
 from morphbias_fast.runfolder import ModelFolder, RegisterFolder, RunFolder
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -58,7 +58,7 @@ def refit_train(run: RunFolder, cache: Path) -> np.ndarray:
     out = RegisterFolder(cache / "register_refit")
     cohort = load_cohort(run.resolve_cohort())
     if not out.latents.exists():
-        info = refit(run.register, cohort, out, progress=False)
+        info = refit_latents(run.register, cohort, out, progress=False)
         print(f"{cache.name}: train latents refit in {info['seconds']:.0f} s ({info['steps']} steps)",
               file=sys.stderr, flush=True)
     return out.latents_of(cohort.ids[cohort.index("train")]).astype(np.float64)

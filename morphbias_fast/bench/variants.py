@@ -47,10 +47,10 @@ from pathlib import Path
 import numpy as np
 
 from morphbias_fast import discover, mitigate, report
-from morphbias_fast.classify.heldout import heldout_predictions
+from morphbias_fast.classify import heldout_predictions
 from morphbias_fast.console import say
 from morphbias_fast.data import load_cohort
-from morphbias_fast.register.refit import refit
+from morphbias_fast.register import refit_latents
 from morphbias_fast.runfolder import RunFolder
 
 
@@ -124,7 +124,7 @@ def _train_refit(r: RunFolder, variant: str, seed: int, cohort: Path) -> None:
     found = RunFolder(r.root, discover_dir=r.root / f"discover_{name}", register_dir=refit_dir)
     if not found.register.latents.exists():
         say(f"{r.root}: training latents refit with the network frozen")
-        refit(r.register, load_cohort(cohort), found.register)
+        refit_latents(r.register, load_cohort(cohort), found.register)
     if not found.discover.summary.exists():
         reads = found
         if heldout:

@@ -5,6 +5,7 @@ train.py  training (model selection on val, BatchNorm statistics recomputed), pr
 stage.py  the `classify` stage (Config, run, Result) and the one writer of a classifier's files
 heldout.py  cross-fitted train predictions of a finished classifier (the paper recipe's variants, issue 17)
 """
+from morphbias_fast.classify.heldout import heldout_predictions
 from morphbias_fast.classify.model import CNN
 from morphbias_fast.classify.stage import (
     Config,
@@ -27,4 +28,4 @@ from morphbias_fast.classify.train import (
 
 __all__ = ["CNN", "Config", "Result", "run", "TrainConfig", "fit", "predict_proba", "standardise",
            "recalibrate_batchnorm", "BN_STATS_IMAGES", "load_classifier", "predictions_frame", "write_outputs",
-           "val_score", "accuracy_summary"]
+           "val_score", "accuracy_summary", "heldout_predictions"]

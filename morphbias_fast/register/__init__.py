@@ -17,8 +17,9 @@ from morphbias_fast.register.images import Images
 from morphbias_fast.register.loss import det_identity_plus, patch_offsets, similarity
 from morphbias_fast.register.model import build_model
 from morphbias_fast.register.quality import split_metrics
+from morphbias_fast.register.refit import refit_latents
 from morphbias_fast.register.stage import Config, Result, run
 from morphbias_fast.register.train import train_inr
 
 __all__ = ["Config", "Result", "run", "INRConfig", "RECIPES", "Decoder", "decode_subject", "Images", "build_model",
-           "det_identity_plus", "patch_offsets", "similarity", "split_metrics", "train_inr"]
+           "det_identity_plus", "patch_offsets", "similarity", "split_metrics", "train_inr", "refit_latents"]

@@ -4,7 +4,7 @@ The paper's recipe keeps the latents it trained with. Trained to a CPU time budg
 only in the ~30 steps that draw its subject, while the network moves under it; the paper's 1000 epochs give
 ~1000. They are then not on one footing with val's, which are fitted to the final network: on the recipe's
 own runs the bias lies lower in the training latents' spectrum than in val's, and the published PCA(4) loses
-it on train (bench/RESULTS.md, issue 17). `refit` fits the train split again as the stage fitted val and
+it on train (bench/RESULTS.md, issue 17). `refit_latents` fits the train split again as the stage fitted val and
 test (from the mean training latent, the run's own realised number of fitting steps, no time budget) and
 writes a register folder beside the original, which discovery and mitigation can read instead of it
 (RunFolder(register_dir=...)). Our recipe fits every split this way already (stage._latents). Refitting the
@@ -28,7 +28,7 @@ from morphbias_fast.register.train import fit_latents
 from morphbias_fast.runfolder import RegisterFolder
 
 
-def refit(src: RegisterFolder, cohort: Cohort, out: RegisterFolder, splits=("train",), progress: bool = True) -> dict:
+def refit_latents(src: RegisterFolder, cohort: Cohort, out: RegisterFolder, splits=("train",), progress: bool = True) -> dict:
     """Write `out` (model, atlas and metrics as in `src`, latents with `splits` refit); return what the refit
     recorded. `cohort` is the run's cohort, with images."""
     src.require()
