@@ -53,7 +53,7 @@ def test_knee_inclusive_rules_give_the_knee_subgroup_its_role():
     y_pred = np.array(sum((p[1] for p in parts), []))
     groups = np.repeat(np.arange(4), 40)
     published = rebalanced_set(groups, y, subgroup_table(groups, y, y_pred))
-    inclusive = _module().knee_inclusive_selection(groups, y, y_pred)
+    inclusive = rebalanced_set(groups, y, subgroup_table(groups, y, y_pred, knee_inclusive=True))
     # published: S_NB = {0} (its diseased), S_B = {2, 3} (their healthy)
     assert published.tolist() == ((groups == 0) & (y == 1) | np.isin(groups, [2, 3]) & (y == 0)).tolist()
     assert inclusive.tolist() == (published | (groups == 1) & (y == 1)).tolist()

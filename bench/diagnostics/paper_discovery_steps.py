@@ -11,8 +11,8 @@ number of principal components k (the published 4, and more):
              a ceiling no rule on these subgroups can pass
   rules      the published dTPR and FPR/FNR knee rules on those subgroups: how many they select, and with what
              precision and recall (what the paper's mitigation then gets). rules_knee_inclusive: the same with the
-             subgroup at the knee itself in the role its dTPR sign gives (ratio >= / <= the knee); the paper does
-             not say which side the knee is on, and discover/subgroups.py leaves it on neither
+             subgroup at the knee itself in the role its dTPR sign gives (subgroup_table(knee_inclusive=True)); the
+             paper does not say which side the knee is on, and the discovery leaves it on neither
   bias_pc    the principal component (of all) that alone separates the bias best within the disease classes: its
              rank by variance, its AUC and its share of the variance; top4_best_auc, the best of the first four
   errors     the classifier's accuracy on the split in the under-represented cells and in the others: the rules
@@ -41,7 +41,7 @@ from morphbias_fast.discover.stage import (
     PAPER_MIN_SIZE,
     paper_discovery,
 )
-from morphbias_fast.discover.subgroups import knee_index, subgroup_table
+from morphbias_fast.discover.subgroups import rebalanced_set, subgroup_table
 from morphbias_fast.files import write_json
 from morphbias_fast.runfolder import RunFolder
 
@@ -50,19 +50,6 @@ def _score(selected: np.ndarray, target: np.ndarray) -> dict:
     n = int(selected.sum())
     return {"selected": n, "precision": float(target[selected].mean()) if n else None,
             "recall": float(selected[target].mean()) if target.any() else None}
-
-
-def knee_inclusive_selection(groups, y, y_pred) -> np.ndarray:
-    """The re-balanced set of the published rules when the knee's own subgroup takes a role too."""
-    t = subgroup_table(groups, y, y_pred, min_size=PAPER_MIN_SIZE)
-    finite = t.ratio.replace([np.inf], np.nan).dropna()
-    if not len(finite):
-        return np.zeros(len(groups), bool)
-    knee = np.sort(finite.to_numpy())[knee_index(finite)]
-    ratio = t.ratio.fillna(-np.inf)
-    sb = t.subgroup[(t.dtpr > 0) & (ratio >= knee)]
-    snb = t.subgroup[(t.dtpr < 0) & (ratio <= knee) & t.ratio.notna()]
-    return (np.isin(groups, sb) & (y == 0)) | (np.isin(groups, snb) & (y == 1))
 
 
 def bias_spectrum(scores: np.ndarray, y: np.ndarray, bias: np.ndarray) -> dict:
@@ -104,7 +91,8 @@ def split_steps(feats, y, y_pred, prob, bias, pcs: list[int], seed: int = 0, wei
                     "ami": float(adjusted_mutual_info_score(cells, g)),
                     "grouping_ceiling": _score(best, target),
                     "rules": _score(res["selected"].astype(bool), target),
-                    "rules_knee_inclusive": _score(knee_inclusive_selection(g, y, y_pred), target), **common})
+                    "rules_knee_inclusive": _score(rebalanced_set(g, y, subgroup_table(
+                        g, y, y_pred, PAPER_MIN_SIZE, knee_inclusive=True)), target), **common})
     return out
 
 

@@ -41,27 +41,23 @@ sys.path.insert(0, str(Path(__file__).parent))
 from paper_discovery_steps import split_steps
 
 
-def crossfit_train(run: RunFolder, cache: Path, folds: int) -> np.ndarray:
-    """Held-out probabilities for every train participant (cohort train order): classify/heldout.py, kept in
-    DIR/<run name>/classify_heldout."""
+def crossfit_train(run: RunFolder, cache: Path, folds: int, ids) -> np.ndarray:
+    """Held-out probabilities of participants `ids` (classify/heldout.py), kept in DIR/<run name>/classify_heldout."""
     out = ModelFolder(cache / "classify_heldout")
     if not out.predictions.exists():
         heldout_predictions(run.classify, run.resolve_cohort(), out, folds, seed=0, progress=False)
-    cohort = load_cohort(run.resolve_cohort(), load_images=False)
-    preds = out.read_predictions().set_index("participant_id")
-    return preds.loc[cohort.ids[cohort.index("train")], "prob"].to_numpy()
+    return out.read_predictions().set_index("participant_id").loc[ids, "prob"].to_numpy()
 
 
-def refit_train(run: RunFolder, cache: Path) -> np.ndarray:
-    """Train latents (cohort train order) fitted again with the network frozen, as the run fitted val and
-    test (register/refit.py), kept in DIR/<run name>/register_refit."""
+def refit_train(run: RunFolder, cache: Path, ids) -> np.ndarray:
+    """Latents of participants `ids` with train fitted again, network frozen, as the run fitted val and test
+    (register/refit.py), kept in DIR/<run name>/register_refit."""
     out = RegisterFolder(cache / "register_refit")
-    cohort = load_cohort(run.resolve_cohort())
     if not out.latents.exists():
-        info = refit_latents(run.register, cohort, out, progress=False)
+        info = refit_latents(run.register, load_cohort(run.resolve_cohort()), out, progress=False)
         print(f"{cache.name}: train latents refit in {info['seconds']:.0f} s ({info['steps']} steps)",
               file=sys.stderr, flush=True)
-    return out.latents_of(cohort.ids[cohort.index("train")]).astype(np.float64)
+    return out.latents_of(ids).astype(np.float64)
 
 
 def study(run_dir: Path, cache: Path, folds: int, pcs: list[int], weights: list[float],
@@ -79,8 +75,8 @@ def study(run_dir: Path, cache: Path, folds: int, pcs: list[int], weights: list[
     preds = run.classify.read_predictions().set_index("participant_id").loc[ids]
     y = preds.y_true.to_numpy().astype(int)
     bias = cohort.participants.set_index("participant_id").loc[ids, "bias"].to_numpy().astype(int)
-    latents = {"trained": run.register.latents_of(ids).astype(np.float64), "refit": refit_train(run, cache)}
-    probs = {"in_sample": preds.prob.to_numpy(), "cross_fitted": crossfit_train(run, cache, folds)}
+    latents = {"trained": run.register.latents_of(ids).astype(np.float64), "refit": refit_train(run, cache, ids)}
+    probs = {"in_sample": preds.prob.to_numpy(), "cross_fitted": crossfit_train(run, cache, folds, ids)}
     out = {"run": str(run_dir), "arch": meta.get("arch"), "folds": folds, "rows": []}
     for lat_name, feats in latents.items():
         for pred_name, prob in probs.items():

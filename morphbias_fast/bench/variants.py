@@ -41,6 +41,7 @@ paper_disc_checkpoint).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -135,13 +136,8 @@ def _train_refit(r: RunFolder, variant: str, seed: int, cohort: Path) -> None:
                 heldout_predictions(r.classify, cohort, reads.classify, HELDOUT_FOLDS, seed)
         discover.run(reads, discover.Config(method="paper", out=found.discover.path, seed=seed, cohort=cohort,
                                             mixture_weight=weight))
-    if strategy in VARIANTS:
-        mitigate.strategy(strategy, VARIANTS[strategy][1])(VARIANTS[strategy][0])
-    try:
+    with _registered(strategy):
         mitigate.run(found, mitigate.Config(strategy=strategy, seed=seed, cohort=cohort, out=r.mitigate(variant).path))
-    finally:
-        if strategy in VARIANTS:
-            del mitigate.STRATEGIES[strategy]
 
 
 def _train(r: RunFolder, variant: str, seed: int, cohort: Path) -> None:
@@ -164,14 +160,24 @@ def recorded_seed(r: RunFolder) -> int:
     return int(json.loads(r.metrics.read_text()).get("seed", 0)) if r.metrics.exists() else 0
 
 
+@contextlib.contextmanager
+def _registered(name: str):
+    """While inside, a VARIANTS entry `name` is a mitigation strategy (other names: nothing to do)."""
+    if name not in VARIANTS:
+        yield
+        return
+    fn, help_text = VARIANTS[name]
+    mitigate.strategy(name, help_text)(fn)
+    try:
+        yield
+    finally:
+        del mitigate.STRATEGIES[name]
+
+
 def run(paths: list[Path], variant: str) -> list[dict]:
     """For every finished seed under `paths`: the variant trained (unless there) and the report re-made."""
-    registered = variant in VARIANTS
-    if registered:
-        fn, help_text = VARIANTS[variant]
-        mitigate.strategy(variant, help_text)(fn)
     out = []
-    try:
+    with _registered(variant):
         for path in paths:
             for seed, r in RunFolder(path).seeds() or [(None, RunFolder(path))]:
                 if not r.done("unbiased"):
@@ -182,7 +188,4 @@ def run(paths: list[Path], variant: str) -> list[dict]:
                     say(f"{r.root}: {variant}")
                     _train(r, variant, seed, cohort)
                 out.append(report.run(r, report.Config(cohort, seed=seed)).metrics)
-    finally:
-        if registered:
-            del mitigate.STRATEGIES[variant]
     return out

@@ -24,8 +24,10 @@ def _rate(num, den):
     return num / den if den > 0 else np.nan
 
 
-def subgroup_table(groups, y_true, y_pred, min_size: int = 10) -> pd.DataFrame:
-    """One row per subgroup with >= min_size members: size, TPR, dTPR, FPR, FNR, ratio, role (S_B/S_NB/none)."""
+def subgroup_table(groups, y_true, y_pred, min_size: int = 10, knee_inclusive: bool = False) -> pd.DataFrame:
+    """One row per subgroup with >= min_size members: size, TPR, dTPR, FPR, FNR, ratio, role (S_B/S_NB/none).
+    The paper does not say on which side of the knee the knee's own subgroup falls: by default on neither
+    (strict inequalities); `knee_inclusive` gives it the role its dTPR sign says (a diagnostic's reading)."""
     groups, y_true, y_pred = (np.asarray(a) for a in (groups, y_true, y_pred))
     tpr_all = _rate(((y_true == 1) & (y_pred == 1)).sum(), (y_true == 1).sum())
     rows = []
@@ -49,8 +51,9 @@ def subgroup_table(groups, y_true, y_pred, min_size: int = 10) -> pd.DataFrame:
     if len(finite):
         knee = np.sort(finite.to_numpy())[knee_index(finite)]
         ratio = table["ratio"].fillna(-np.inf)
-        table.loc[(table["dtpr"] > 0) & (ratio > knee), "role"] = "S_B"
-        table.loc[(table["dtpr"] < 0) & (ratio < knee) & table["ratio"].notna(), "role"] = "S_NB"
+        above, below = (ratio >= knee, ratio <= knee) if knee_inclusive else (ratio > knee, ratio < knee)
+        table.loc[(table["dtpr"] > 0) & above, "role"] = "S_B"
+        table.loc[(table["dtpr"] < 0) & below & table["ratio"].notna(), "role"] = "S_NB"
     return table
 
 

@@ -46,8 +46,7 @@ def refit_latents(src: RegisterFolder, cohort: Cohort, out: RegisterFolder, spli
         raise MorphbiasError(f"{cohort.root}: no participant in split(s) {', '.join(splits)} to refit")
     dec = Decoder.load(src, "cpu")
     imgs = Images(cohort.images[rows], dec.atlas[0, 0].numpy(), torch.device("cpu"))
-    stored = src.read_latents()
-    z_old = np.stack([stored[p] for p in cohort.ids])
+    z_old = src.latents_of(cohort.ids)
     init = torch.as_tensor(z_old[cohort.index("train")]).mean(0)  # the stage's start: the mean training latent
     z, info = fit_latents(dec.model, imgs, np.arange(len(rows)), cfg, None, init, progress=progress)
     z_new = z_old.copy()
