@@ -11,14 +11,15 @@ from morphbias_fast.cli import main
 from morphbias_fast.report import COLUMNS
 
 
-def _archive(folder, level, models, n_seeds=3, seed=0):
-    """An archive folder (what `bench mitigate --archive` writes) of n_seeds random seed tables; each model's
-    values in its own band (biased lowest, unbiased highest), so that every gap is positive."""
+def _archive(folder, level, models, n_seeds=3, seed=0, seeds=None):
+    """An archive folder (what `bench mitigate --archive` writes) of random seed tables (seeds 0..n_seeds-1, or
+    `seeds`); each model's values in its own band (biased lowest, unbiased highest), so that every gap is
+    positive."""
     rng = np.random.default_rng(seed)
     band = {"biased": (0.2, 0.4), "unbiased": (0.8, 0.95)}
     folder.mkdir(parents=True)
     tables = []
-    for k in range(n_seeds):
+    for k in (range(n_seeds) if seeds is None else seeds):
         rows = [{"model": m, **{c: float(rng.uniform(*band.get(m, (0.45, 0.75)))) for c in (*COLUMNS, "acc", "wga")}} for m in models]
         tables.append(rows)
         (folder / f"seed_{k}.json").write_text(json.dumps({"split": "test", "rows": rows, "bias_level": level}))
@@ -71,3 +72,26 @@ def test_a_folder_at_another_bias_level_is_refused(tmp_path):
     _archive(tmp_path / "b07", 0.7, ["biased", "mitigated", "unbiased"])
     res = CliRunner().invoke(main, ["bench", "paper-tables", "--ours-09", str(tmp_path / "b07")])
     assert res.exit_code != 0 and "not 0.9" in res.output
+
+
+def test_two_sources_of_a_level_are_compared_on_the_seeds_they_share(tmp_path):
+    # OURS finished seeds 0-4, PAPER seeds 0, 1 and 3: every measured row of the level is over seeds 0, 1 and 3,
+    # so the biased row beside the paper's is the same cohorts' biased model
+    ours = _archive(tmp_path / "b07", 0.7, ["biased", "mitigated", "unbiased"], n_seeds=5, seed=3)
+    _archive(tmp_path / "p07", 0.7, ["biased", "mitigated", "unbiased"], seed=4, seeds=[0, 1, 3])
+    res = paper_tables.run(ours07=tmp_path / "b07", paper07=tmp_path / "p07")
+    assert res["seeds"]["0.7"] == ["seed_0", "seed_1", "seed_3"]
+    measured = [r for r in res["table_2"] if r["source"] == "measured"]
+    assert measured and all(r["n_seeds"] == 3 for r in measured)
+    biased = next(r for r in measured if r["model"] == "biased")
+    shared = [ours[k] for k in (0, 1, 3)]
+    want = np.mean([next(r for r in rows if r["model"] == "biased")["recall_NB"] for rows in shared])
+    assert biased["recall_NB"] == pytest.approx(want, rel=1e-12)  # three float64 values, as above
+
+
+def test_two_sources_sharing_no_seed_are_refused(tmp_path):
+    _archive(tmp_path / "b09", 0.9, ["biased", "mitigated", "unbiased"], seeds=[0, 1])
+    _archive(tmp_path / "p09", 0.9, ["biased", "mitigated", "unbiased"], seeds=[2])
+    res = CliRunner().invoke(main, ["bench", "paper-tables", "--ours-09", str(tmp_path / "b09"), "--paper-09",
+                                    str(tmp_path / "p09")])
+    assert res.exit_code != 0 and "share no finished seed" in res.output

@@ -32,6 +32,8 @@ def _cell(r: dict, k: str) -> str:
     v = r.get(k)
     if v is None:
         return "-"
+    if isinstance(v, int):  # a count (n_seeds)
+        return str(v)
     sd, ci = r.get(f"{k}_std"), r.get(f"{k}_ci95") or r.get("ci", {}).get(k)
     return f"{v:.3f}" + (f" ± {sd:.3f}" if sd is not None else "") + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 

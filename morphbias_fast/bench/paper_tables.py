@@ -6,14 +6,16 @@ from two `--seeds` folders per bias level (run folders or `bench mitigate --arch
 classifiers, and PAPER, a `run --recipe paper` on the same cohorts (SIREN, the paper's discovery and
 mitigation), whose `paper_rebalance`, `paper_augment` and `paper_smote` rows (`bench variants`) are the
 ablation. Measured cells are mean ± std [95% t-interval] over seeds; the gap closed is of the seed means, the
-paper's way (one ratio of means), so the two sources are compared on the same definition."""
+paper's way (one ratio of means), so the two sources are compared on the same definition. Where both sources of
+a level are given, both are taken over the seeds they share: a row over seeds 0-4 beside one over seeds 0-2
+would compare cohorts, not methods (the seeds used are in the JSON and the n_seeds column)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from morphbias_fast.bench import mitigate as bench_mitigate
 from morphbias_fast.errors import MorphbiasError
-from morphbias_fast.report import COLUMNS, gap_closed, table_html, write_page
+from morphbias_fast.report import COLUMNS, aggregate, gap_closed, table_html, write_page
 
 # docs/METHOD.md section 5: acc B, acc NB, recall B, recall NB, prec B, prec NB.
 PUBLISHED = {
@@ -38,18 +40,34 @@ MEASURED = (("unbiased", "ours", "unbiased"), ("biased", "ours", "biased"),
             ("ours (hash grid, our discovery and mitigation)", "ours", "mitigated"))
 ABLATION = (("re-balancing alone", "paper_rebalance"), ("+ augmentation", "paper_augment"),
             ("+ SMOTE", "paper_smote"), ("both", "mitigated"))
-TABLE_COLUMNS = (*COLUMNS, "gap_closed_of_means", "wga", "wga_gap_closed_of_means")
-ABLATION_COLUMNS = ("recall_NB", "gap_closed_of_means", "wga")
+TABLE_COLUMNS = (*COLUMNS, "gap_closed_of_means", "wga", "wga_gap_closed_of_means", "n_seeds")
+ABLATION_COLUMNS = ("recall_NB", "gap_closed_of_means", "wga", "n_seeds")
 
 
-def seed_means(path: Path, level: float) -> dict[str, dict]:
-    """Each model's row of mean ± std over the finished seeds of `path`, which must be at bias `level`."""
+def finished_seeds(path: Path, level: float) -> dict[str, dict]:
+    """The finished seed tables of `path` (a `--seeds` run folder or an archive), which must be at bias `level`."""
     res = bench_mitigate.run([Path(path)], echo=lambda *_: None)[str(path)]
     if "mean_std" not in res:
         raise MorphbiasError(f"{path}: not a `--seeds` run folder or archive with a finished seed")
     if res["bias_level"] is not None and abs(res["bias_level"] - level) > 1e-9:
         raise MorphbiasError(f"{path} is at bias level {res['bias_level']}, not {level}")
-    return {r["model"]: {**r, "n_seeds": len(res["seeds"])} for r in res["mean_std"]["rows"]}
+    return res["per_seed"]
+
+
+def seed_means(per_seed: dict[str, dict], seeds: list[str]) -> dict[str, dict]:
+    """Each model's row of mean ± std over `seeds` of `per_seed`."""
+    agg = aggregate([per_seed[k] for k in seeds])
+    return {r["model"]: {**r, "n_seeds": len(seeds)} for r in agg["rows"]}
+
+
+def shared_seeds(ours: dict | None, paper: dict | None) -> list[str]:
+    """The seeds both sources finished (or the one source's), in seed order; an error when they share none."""
+    sets = [set(s) for s in (ours, paper) if s is not None]
+    common = sorted(set.intersection(*sets), key=lambda k: int(k.split("_")[-1])) if sets else []
+    if sets and not common:
+        raise MorphbiasError(f"the two folders of a level share no finished seed ({sorted(sets[0])} and "
+                             f"{sorted(sets[-1])}): their rows would compare different cohorts")
+    return common
 
 
 def _published_row(model: str, values, biased_recall_nb: float) -> dict:
@@ -88,23 +106,33 @@ def ablation_table(paper: dict | None) -> list[dict]:
 def run(ours09: Path | None = None, paper09: Path | None = None, ours07: Path | None = None,
         paper07: Path | None = None) -> dict:
     """The three tables from whichever folders are given (a table without measured rows keeps the published)."""
-    def load(path, level):
-        return None if path is None else seed_means(path, level)
-
-    o9, p9, o7, p7 = load(ours09, 0.9), load(paper09, 0.9), load(ours07, 0.7), load(paper07, 0.7)
+    tables, seeds = {}, {}
+    for level, ours, paper in ((0.9, ours09, paper09), (0.7, ours07, paper07)):
+        o, p = (None if path is None else finished_seeds(path, level) for path in (ours, paper))
+        seeds[level] = shared_seeds(o, p)
+        tables[level] = [None if t is None else seed_means(t, seeds[level]) for t in (o, p)]
+    (o9, p9), (o7, p7) = tables[0.9], tables[0.7]
     return {"sources": {k: None if v is None else str(v) for k, v in
                         (("ours09", ours09), ("paper09", paper09), ("ours07", ours07), ("paper07", paper07))},
+            "seeds": {"0.9": seeds[0.9], "0.7": seeds[0.7]},
             "table_1": main_table(0.9, o9, p9), "table_2": main_table(0.7, o7, p7), "table_3": ablation_table(p7)}
 
 
 TITLES = {"table_1": "Table 1: bias level 0.9", "table_2": "Table 2: bias level 0.7",
           "table_3": "Table 3: the paper's ablation at 0.7 (recall NB)"}
+LEVEL_OF = {"table_1": "0.9", "table_2": "0.7", "table_3": "0.7"}
+
+
+def _title(res: dict, key: str) -> str:
+    """The table's title with the seeds its measured rows are over."""
+    seeds = res["seeds"][LEVEL_OF[key]]
+    return TITLES[key] + (f" (measured over {', '.join(seeds)})" if seeds else "")
 
 
 def format_tables(res: dict) -> str:
     """Markdown: the three tables, published rows first (gap closed = recall-NB gap closed of the means)."""
     return "\n".join(bench_mitigate.format_table(
-        TITLES[k], res[k], ABLATION_COLUMNS if k == "table_3" else TABLE_COLUMNS, keys=("source", "model"))
+        _title(res, k), res[k], ABLATION_COLUMNS if k == "table_3" else TABLE_COLUMNS, keys=("source", "model"))
         for k in TITLES)
 
 
@@ -116,7 +144,8 @@ def write_html(path: Path, res: dict) -> None:
              "which the paper does not report. Sources: " + ", ".join(f"{k} = {v}" for k, v in res["sources"].items()
                                                                   if v is not None) + ".</p>")
     parts = ["<h1>The paper's tables beside ours</h1>", intro]
-    for k, title in TITLES.items():
+    for k in TITLES:
+        title = _title(res, k)
         cols = ABLATION_COLUMNS if k == "table_3" else TABLE_COLUMNS
         parts += [f"<h2>{title}</h2>", table_html({"rows": res[k]}, cols, keys=("source", "model"))]
     write_page(path, parts)

@@ -23,7 +23,7 @@ LABELS = {"wga": "worst-group accuracy", "wga_gap_closed": "WGA gap closed", "sh
           "cf_flip_rate": "counterfactual flip rate", "bal_acc": "balanced accuracy", "eo_gap": "equalized-odds gap",
           "acc_BD": "acc B&D", "acc_BND": "acc B&ND", "acc_NBD": "acc NB&D", "acc_NBND": "acc NB&ND",
           "gap_closed": "recall-NB gap closed (unbounded)", "gap_closed_of_means": "of the seed means",
-          "wga_gap_closed_of_means": "WGA gap closed of the seed means"}
+          "wga_gap_closed_of_means": "WGA gap closed of the seed means", "n_seeds": "seeds"}
 
 
 def _png(fig: Figure) -> str:
@@ -36,6 +36,8 @@ def _fmt(r, k):
     v = r.get(k)
     if v is None:
         return "-"
+    if isinstance(v, int):  # a count (n_seeds)
+        return str(v)
     sd, ci = r.get(f"{k}_std"), r.get("ci", {}).get(k) or r.get(f"{k}_ci95")
     text = f"{v:.2f}" + (f" &plusmn; {sd:.2f}" if sd is not None else "")
     return text + (f"<br><small>[{ci[0]:.2f}, {ci[1]:.2f}]</small>" if ci else "")
