@@ -11,17 +11,23 @@ from morphbias_fast.cli import main
 from morphbias_fast.report import COLUMNS
 
 
-def _archive(folder, level, models, n_seeds=3, seed=0, seeds=None):
+def _row(rng, model):
+    """One model's random row, in its own band (biased lowest, unbiased highest), so that every gap is positive."""
+    band = {"biased": (0.2, 0.4), "unbiased": (0.8, 0.95)}.get(model, (0.45, 0.75))
+    return {"model": model, **{c: float(rng.uniform(*band)) for c in (*COLUMNS, "acc", "wga")}}
+
+
+def _archive(folder, level, models, n_seeds=3, seed=0, seeds=None, shared=None):
     """An archive folder (what `bench mitigate --archive` writes) of random seed tables (seeds 0..n_seeds-1, or
-    `seeds`); each model's values in its own band (biased lowest, unbiased highest), so that every gap is
-    positive."""
+    `seeds`). `shared`: another archive's tables (seed -> rows) whose biased and unbiased rows this one reuses,
+    as a recipe run on the same cohorts and classifiers does."""
     rng = np.random.default_rng(seed)
-    band = {"biased": (0.2, 0.4), "unbiased": (0.8, 0.95)}
     folder.mkdir(parents=True)
-    tables = []
+    tables = {}
     for k in (range(n_seeds) if seeds is None else seeds):
-        rows = [{"model": m, **{c: float(rng.uniform(*band.get(m, (0.45, 0.75)))) for c in (*COLUMNS, "acc", "wga")}} for m in models]
-        tables.append(rows)
+        reuse = {} if shared is None else {r["model"]: r for r in shared[k] if r["model"] in ("biased", "unbiased")}
+        rows = [reuse.get(m) or _row(rng, m) for m in models]
+        tables[k] = rows
         (folder / f"seed_{k}.json").write_text(json.dumps({"split": "test", "rows": rows, "bias_level": level}))
     return tables
 
@@ -47,7 +53,7 @@ def test_measured_rows_are_the_seed_means_of_their_folders(tmp_path):
     tables = json.loads(out.read_text())
 
     def mean(seeds, model, col):
-        return np.mean([next(r for r in rows if r["model"] == model)[col] for rows in seeds])
+        return np.mean([next(r for r in rows if r["model"] == model)[col] for rows in seeds.values()])
 
     t1 = {r["model"]: r for r in tables["table_1"] if r["source"] == "measured"}
     assert set(t1) == {"biased", "unbiased", "ours (hash grid, our discovery and mitigation)"}  # no paper09
@@ -78,7 +84,7 @@ def test_two_sources_of_a_level_are_compared_on_the_seeds_they_share(tmp_path):
     # OURS finished seeds 0-4, PAPER seeds 0, 1 and 3: every measured row of the level is over seeds 0, 1 and 3,
     # so the biased row beside the paper's is the same cohorts' biased model
     ours = _archive(tmp_path / "b07", 0.7, ["biased", "mitigated", "unbiased"], n_seeds=5, seed=3)
-    _archive(tmp_path / "p07", 0.7, ["biased", "mitigated", "unbiased"], seed=4, seeds=[0, 1, 3])
+    _archive(tmp_path / "p07", 0.7, ["biased", "mitigated", "unbiased"], seed=4, seeds=[0, 1, 3], shared=ours)
     res = paper_tables.run(ours07=tmp_path / "b07", paper07=tmp_path / "p07")
     assert res["seeds"]["0.7"] == ["seed_0", "seed_1", "seed_3"]
     measured = [r for r in res["table_2"] if r["source"] == "measured"]
@@ -95,3 +101,12 @@ def test_two_sources_sharing_no_seed_are_refused(tmp_path):
     res = CliRunner().invoke(main, ["bench", "paper-tables", "--ours-09", str(tmp_path / "b09"), "--paper-09",
                                     str(tmp_path / "p09")])
     assert res.exit_code != 0 and "share no finished seed" in res.output
+
+
+def test_two_sources_with_different_biased_models_are_refused(tmp_path):
+    # the same seeds, but PAPER's biased model is another one (a rerun): its row would sit beside OURS's biased
+    _archive(tmp_path / "b09", 0.9, ["biased", "mitigated", "unbiased"], seed=5)
+    _archive(tmp_path / "p09", 0.9, ["biased", "mitigated", "unbiased"], seed=6)
+    res = CliRunner().invoke(main, ["bench", "paper-tables", "--ours-09", str(tmp_path / "b09"), "--paper-09",
+                                    str(tmp_path / "p09")])
+    assert res.exit_code != 0 and "biased models differ" in res.output

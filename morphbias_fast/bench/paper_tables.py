@@ -8,7 +8,8 @@ mitigation), whose `paper_rebalance`, `paper_augment` and `paper_smote` rows (`b
 ablation. Measured cells are mean ± std [95% t-interval] over seeds; the gap closed is of the seed means, the
 paper's way (one ratio of means), so the two sources are compared on the same definition. Where both sources of
 a level are given, both are taken over the seeds they share: a row over seeds 0-4 beside one over seeds 0-2
-would compare cohorts, not methods (the seeds used are in the JSON and the n_seeds column)."""
+would compare cohorts, not methods (the seeds used are in the JSON and the n_seeds column). The two must also
+share their biased classifiers (a rerun of a seed can train another one), and are refused where they do not."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -70,6 +71,22 @@ def shared_seeds(ours: dict | None, paper: dict | None) -> list[str]:
     return common
 
 
+def check_same_classifiers(ours: dict, paper: dict, seeds: list[str], level: float) -> None:
+    """Refuse two sources whose biased models differ on a shared seed: then they were not run on the same
+    classifiers (a rerun can train another biased model), and the recipe's row would sit beside another
+    model's biased row. The rows are recomputed from the same kind of files, so equal models give equal floats."""
+    def biased(per_seed, seed):
+        return next((r for r in per_seed[seed]["rows"] if r["model"] == "biased"), None)
+
+    for seed in seeds:
+        a, b = biased(ours, seed), biased(paper, seed)
+        if a is not None and b is not None and any(a.get(c) != b.get(c) for c in COLUMNS):
+            raise MorphbiasError(
+                f"at bias {level}, {seed}: the two folders' biased models differ (recall NB {a['recall_NB']:.3f} "
+                f"against {b['recall_NB']:.3f}), so they were not run on the same classifiers; give the folder "
+                f"of ours that shares the recipe's (e.g. `bench factorial --archive`'s hashgrid-ours-ours)")
+
+
 def _published_row(model: str, values, biased_recall_nb: float) -> dict:
     row = {"source": "published", "model": model, **dict(zip(COLUMNS, values))}
     if model not in ("biased", "unbiased"):
@@ -110,6 +127,8 @@ def run(ours09: Path | None = None, paper09: Path | None = None, ours07: Path | 
     for level, ours, paper in ((0.9, ours09, paper09), (0.7, ours07, paper07)):
         o, p = (None if path is None else finished_seeds(path, level) for path in (ours, paper))
         seeds[level] = shared_seeds(o, p)
+        if o is not None and p is not None:
+            check_same_classifiers(o, p, seeds[level], level)
         tables[level] = [None if t is None else seed_means(t, seeds[level]) for t in (o, p)]
     (o9, p9), (o7, p7) = tables[0.9], tables[0.7]
     return {"sources": {k: None if v is None else str(v) for k, v in
