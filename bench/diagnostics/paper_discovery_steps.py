@@ -19,9 +19,10 @@ number of principal components k (the published 4, and more):
              see only errors, so where the classifier fits the under-represented cells there is nothing to see
 
     python bench/diagnostics/paper_discovery_steps.py RUN_DIR [RUN_DIR ...] [--pcs 4,16,64,256]
-        [--mixture-weights 10,1] [--json PATH]
+        [--mixture-weights 10,1] [--mixture-seed S] [--json PATH]
 
-Mixture as the recipe runs it (k-means start, K = 7, the seed 0), at the label/probability weight(s) given.
+Mixture as the recipe runs it (k-means start, K = 7, the run's own discovery seed unless --mixture-seed says
+otherwise), at the label/probability weight(s) given.
 The true bias is used to score, never to choose."""
 from __future__ import annotations
 
@@ -96,13 +97,24 @@ def split_steps(feats, y, y_pred, prob, bias, pcs: list[int], seed: int = 0, wei
     return out
 
 
-def steps(run_dir: Path, pcs: list[int], seed: int = 0, weight: float = 10.0) -> dict:
+def run_seed(run: RunFolder) -> int:
+    """The seed the run's own discovery used (its summary.json), so that the replay is the run's mixture."""
+    if not run.discover.summary.exists():
+        raise SystemExit(f"{run.root}: no discover/summary.json; pass --mixture-seed")
+    return int(json.loads(run.discover.summary.read_text())["seed"])
+
+
+def steps(run_dir: Path, pcs: list[int], seed: int | None = None, weight: float = 10.0) -> dict:
+    """Every step on both discovery splits of one run; `seed` (mixture, PCA and probe folds) defaults to the
+    run's own discovery seed."""
     run = RunFolder(run_dir)
+    seed = run_seed(run) if seed is None else seed
     cohort = load_cohort(run.resolve_cohort(), load_images=False)
     preds = run.classify.read_predictions().set_index("participant_id")
     part = cohort.participants.set_index("participant_id")
     arch = json.loads(run.register.metrics.read_text())["config"].get("arch")
-    out = {"run": str(run_dir), "arch": arch, "mixture_weight": weight, "latent_width": None, "splits": {}}
+    out = {"run": str(run_dir), "arch": arch, "mixture_weight": weight, "mixture_seed": seed, "latent_width": None,
+           "splits": {}}
     for split in DISCOVER_SPLITS:
         rows = cohort.index(split)
         ids = cohort.ids[rows]
@@ -121,13 +133,15 @@ def main() -> None:
     ap.add_argument("--pcs", default="4,16,64,256", help="numbers of principal components (capped at the width)")
     ap.add_argument("--mixture-weights", default="10", help="the mixture's label/probability weights to try "
                     "(10 is the recipe's choice, 1 the other published neighbour)")
+    ap.add_argument("--mixture-seed", type=int, default=None, help="the mixture's seed (default: the run's own "
+                    "discovery seed, as the run used it; the rows of paper_discovery_steps_dev.json used 0)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     pcs = [int(k) for k in a.pcs.split(",")]
     rows = []
     for r in a.runs:
         for w in (float(v) for v in a.mixture_weights.split(",")):
-            rows.append(steps(r, pcs, weight=w))
+            rows.append(steps(r, pcs, a.mixture_seed, w))
             print(json.dumps(rows[-1]))
     if a.json:
         write_json(a.json, {"pcs": pcs, "rows": rows})
