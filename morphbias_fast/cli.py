@@ -698,7 +698,7 @@ def bench_factorial_cmd(hashgrid_run, siren_run, out_dir, seeds, archive, epochs
     --seeds ...` folder on the same cohorts (same seeds and bias level). Each combination reuses its source's
     classifier, registration and unbiased reference and runs only discovery and mitigation (minutes a seed);
     rerunning resumes. Prints each part's main effect (ours minus the paper's, averaged over the other two
-    parts) on the mitigated row's WGA, WGA gap closed, shortcut effect and cf sensitivity, with the 95%
+    parts) on the mitigated row's recall NB, WGA, WGA gap closed, shortcut effect and cf sensitivity, with the 95%
     t-interval over seeds."""
     try:
         seed_list = [int(s) for s in seeds.split(",")]
