@@ -62,12 +62,13 @@ def seed_means(per_seed: dict[str, dict], seeds: list[str]) -> dict[str, dict]:
 
 
 def shared_seeds(ours: dict | None, paper: dict | None) -> list[str]:
-    """The seeds both sources finished (or the one source's), in seed order; an error when they share none."""
-    sets = [set(s) for s in (ours, paper) if s is not None]
-    common = sorted(set.intersection(*sets), key=lambda k: int(k.split("_")[-1])) if sets else []
-    if sets and not common:
-        raise MorphbiasError(f"the two folders of a level share no finished seed ({sorted(sets[0])} and "
-                             f"{sorted(sets[-1])}): their rows would compare different cohorts")
+    """The seeds both sources finished (or the one source's), in seed order (finished_seeds keeps it); an error
+    when they share none."""
+    given = [s for s in (ours, paper) if s is not None]
+    common = [k for k in (given[0] if given else []) if all(k in s for s in given)]
+    if given and not common:
+        raise MorphbiasError(f"the two folders of a level share no finished seed ({list(given[0])} and "
+                             f"{list(given[-1])}): their rows would compare different cohorts")
     return common
 
 
