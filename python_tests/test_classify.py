@@ -1,4 +1,6 @@
 """The classify stage on a tiny cohort: outputs, every split predicted, determinism for a seed on the CPU."""
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -33,7 +35,10 @@ def test_outputs_and_columns(cohort, tmp_path):
     ckpt = torch.load(tmp_path / "run" / "classify" / "model.pt", weights_only=False)
     model = CNN(dim=ckpt["dim"])
     model.load_state_dict(ckpt["state_dict"])
-    assert (tmp_path / "run" / "classify" / "metrics.json").is_file()
+    metrics = json.loads((tmp_path / "run" / "classify" / "metrics.json").read_text())
+    # another thread count trains another model, so the record must say which one ran
+    assert metrics["train_config"]["torch_threads"] == torch.get_num_threads()
+    assert metrics["train_config"]["seed"] == 0
 
 
 def test_deterministic_for_a_seed(cohort, tmp_path):

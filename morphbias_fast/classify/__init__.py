@@ -10,22 +10,39 @@ from morphbias_fast.classify.model import CNN
 from morphbias_fast.classify.stage import (
     Config,
     Result,
+    accuracy_summary,
     load_classifier,
     predictions_frame,
     run,
-    accuracy_summary,
     write_outputs,
 )
 from morphbias_fast.classify.train import (
     BN_STATS_IMAGES,
     TrainConfig,
-    val_score,
+    config_record,
     fit,
     predict_proba,
     recalibrate_batchnorm,
     standardise,
+    val_score,
 )
 
-__all__ = ["CNN", "Config", "Result", "run", "TrainConfig", "fit", "predict_proba", "standardise",
-           "recalibrate_batchnorm", "BN_STATS_IMAGES", "load_classifier", "predictions_frame", "write_outputs",
-           "val_score", "accuracy_summary", "heldout_predictions"]
+__all__ = [
+    "BN_STATS_IMAGES",
+    "CNN",
+    "Config",
+    "Result",
+    "TrainConfig",
+    "accuracy_summary",
+    "config_record",
+    "fit",
+    "heldout_predictions",
+    "load_classifier",
+    "predict_proba",
+    "predictions_frame",
+    "recalibrate_batchnorm",
+    "run",
+    "standardise",
+    "val_score",
+    "write_outputs",
+]

@@ -2,7 +2,7 @@
 split, and write RUN/classify/{model.pt, metrics.json, predictions.csv}."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,13 @@ import torch
 
 from morphbias_fast import gates
 from morphbias_fast.classify.model import CNN
-from morphbias_fast.classify.train import TrainConfig, fit, predict_proba, standardise
+from morphbias_fast.classify.train import (
+    TrainConfig,
+    config_record,
+    fit,
+    predict_proba,
+    standardise,
+)
 from morphbias_fast.data import Cohort, load_cohort
 from morphbias_fast.devices import resolve_device
 from morphbias_fast.errors import MorphbiasError
@@ -87,7 +93,7 @@ def run(run: RunFolder, cfg: Config) -> Result:
     model, history = fit(x[tr], y[tr], x[va], y[va], cfg.train, progress=cfg.progress)
     preds = predictions_frame(cohort, predict_proba(model, x, resolve_device(cfg.train.device)))
     metrics = {"cohort": str(Path(cfg.cohort).resolve()), "label_column": cfg.label_column,
-               "train_config": asdict(cfg.train), "history": history, "splits": {}}
+               "train_config": config_record(cfg.train), "history": history, "splits": {}}
     for split in ("train", "val", "test"):
         sel = preds["split"] == split
         if not sel.any():
@@ -97,6 +103,6 @@ def run(run: RunFolder, cfg: Config) -> Result:
             m.update(group_metrics(preds.y_true[sel], preds.y_pred[sel], cohort.bias[sel.to_numpy()]))
         metrics["splits"][split] = m
     metrics["warnings"] = gates.classifier(preds)
-    write_outputs(run.classify, model, {"train_config": asdict(cfg.train), "label_column": cfg.label_column,
+    write_outputs(run.classify, model, {"train_config": config_record(cfg.train), "label_column": cfg.label_column,
                                         "history": history}, metrics, preds)
     return Result(preds, run.classify, metrics["warnings"])

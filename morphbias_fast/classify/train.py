@@ -8,12 +8,15 @@ training loss fell smoothly jumped between 0.50 (one class for everything) and 0
 so the epoch kept was chance (bench/RESULTS.md). A fixed random subset of BN_STATS_IMAGES training images is
 enough for these averages (the deepest layer still averages ~10^4 values per channel) and costs a quarter of a
 forward pass over the 1000-image default train set per epoch.
-Deterministic for a seed on the CPU (seeded shuffling, deterministic torch algorithms)."""
+Deterministic for a seed on the CPU at a given torch thread count (seeded shuffling, deterministic torch
+algorithms). Another thread count sums in another order and, over 30 epochs, trains another model: on the 0.7
+seed 3 cohort one thread and two gave test recall NB 0.816 and 0.808 (bench/RESULTS.md, issue 17). So each
+record of a training run keeps its thread count (`config_record`)."""
 from __future__ import annotations
 
 import contextlib
 import copy
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
@@ -37,6 +40,11 @@ class TrainConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     device: str = "auto"
+
+
+def config_record(cfg: TrainConfig) -> dict:
+    """The training settings as a JSON record, with the torch thread count that shaped the result."""
+    return {**asdict(cfg), "torch_threads": torch.get_num_threads()}
 
 
 def standardise(images: np.ndarray) -> torch.Tensor:

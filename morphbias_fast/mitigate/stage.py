@@ -3,7 +3,7 @@ the frozen registration INR, retrain the classifier from scratch on the plan, an
 folder (classify's files, plus augmentations.png when images were generated)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +14,12 @@ from matplotlib.figure import Figure
 from morphbias_fast import gates
 from morphbias_fast.classify import (
     TrainConfig,
+    accuracy_summary,
+    config_record,
     fit,
     predict_proba,
     predictions_frame,
     standardise,
-    accuracy_summary,
     write_outputs,
 )
 from morphbias_fast.console import warn
@@ -110,7 +111,7 @@ def run(run: RunFolder, cfg: Config) -> Result:
                          val_weight=plan.val_weight, val_groups=plan.val_groups)
     preds = predictions_frame(cohort, predict_proba(model, x, device))
     metrics = {"strategy": cfg.strategy, "seed": cfg.seed, "warning": plan.warning, "train_size": len(y_train),
-               "generated": 0 if extra is None else len(extra), "train_config": asdict(train_cfg),
+               "generated": 0 if extra is None else len(extra), "train_config": config_record(train_cfg),
                "history": history, "splits": {}}
     for split in ("val", "test"):
         sel = (preds.split == split).to_numpy()
