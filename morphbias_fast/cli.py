@@ -628,7 +628,8 @@ def bench_mitigate_cmd(runs, archive, json_path) -> None:
 @json_option
 def bench_paper_tables_cmd(ours_09, paper_09, ours_07, paper_07, html_path, json_path) -> None:
     """The paper's Tables 1-3 (bias 0.9, bias 0.7, its ablation at 0.7) with its published means beside the
-    same rows measured here, mean +- std over seeds. Any folder may be left out: its rows are then missing."""
+    same rows measured here, mean +- std over seeds, and the ablation as paired steps (each step's recall NB
+    minus the row it adds to, per seed). Any folder may be left out: its rows are then missing."""
     res = bench_paper_tables.run(ours_09, paper_09, ours_07, paper_07)
     click.echo(bench_paper_tables.format_tables(res))
     if json_path:

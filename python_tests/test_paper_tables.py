@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from scipy import stats
 
 from morphbias_fast.bench import paper_tables
 from morphbias_fast.cli import main
@@ -70,8 +71,22 @@ def test_measured_rows_are_the_seed_means_of_their_folders(tmp_path):
     t3 = {r["model"]: r for r in tables["table_3"] if r["source"] == "measured"}
     assert list(t3) == ["re-balancing alone", "+ augmentation", "+ SMOTE", "both"]
     assert t3["+ SMOTE"]["recall_NB"] == pytest.approx(mean(paper, "paper_smote", "recall_NB"), rel=1e-12)
+    # Table 3 as paired steps, against scipy's t-interval of the per-seed differences (an independent route)
+    published = {r["model"]: r for r in tables["table_3_steps"] if r["source"] == "published"}
+    assert {r["source"] for r in tables["table_3_steps"]} == {"published", "measured"}
+    got = next(r for r in tables["table_3_steps"] if r["source"] == "measured"
+               and r["model"] == "+ augmentation - re-balancing alone")
+    d = [next(r for r in rows if r["model"] == "paper_augment")["recall_NB"]
+         - next(r for r in rows if r["model"] == "paper_rebalance")["recall_NB"] for rows in paper.values()]
+    assert got["per_seed"] == pytest.approx(d, rel=1e-12)
+    assert got["recall_NB_difference"] == pytest.approx(np.mean(d), rel=1e-12)
+    lo, hi = stats.t.interval(0.95, len(d) - 1, loc=np.mean(d), scale=stats.sem(d))
+    assert got["recall_NB_difference_ci95"] == pytest.approx([lo, hi], rel=1e-9)
+    assert (got["seeds_up"], got["seeds_down"]) == (sum(x > 0 for x in d), sum(x < 0 for x in d))
+    # the published step is the difference of the paper's means: 0.73 - 0.66 (docs/METHOD.md section 5)
+    assert published["+ augmentation - re-balancing alone"]["recall_NB_difference"] == pytest.approx(0.07)
     page = (tmp_path / "t.html").read_text()
-    assert page.count("<table>") == 3 and "Table 3" in page and "re-balancing alone" in page
+    assert page.count("<table>") == 4 and "Table 3" in page and "re-balancing alone" in page
 
 
 def test_a_folder_at_another_bias_level_is_refused(tmp_path):

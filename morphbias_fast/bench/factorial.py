@@ -24,13 +24,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from morphbias_fast import pipeline
 from morphbias_fast.bench import mitigate as bench_mitigate
 from morphbias_fast.data.synth import read_synth_config
 from morphbias_fast.errors import MorphbiasError
 from morphbias_fast.files import write_json
+from morphbias_fast.report import t_interval
 from morphbias_fast.runfolder import RunFolder
 
 PARTS = ("arch", "discovery", "mitigation")
@@ -104,9 +104,7 @@ def effects(per_combo: dict[str, list[dict]], seeds: list[int]) -> dict:
             vals = np.array([d for d in diffs if d is not None])
             row = {"per_seed": diffs, "mean": float(vals.mean()) if len(vals) else None}
             if len(vals) > 1:
-                sd = float(vals.std(ddof=1))
-                half = float(stats.t.ppf(0.975, len(vals) - 1) * sd / np.sqrt(len(vals)))
-                row.update(std=sd, ci95=[row["mean"] - half, row["mean"] + half])
+                row.update(std=float(vals.std(ddof=1)), ci95=t_interval(list(vals)))
             out[part][metric] = row
     return out
 

@@ -5,7 +5,7 @@ from two `--seeds` folders per bias level (run folders or `bench mitigate --arch
 `morphbias-fast run` (hash grid, our discovery and mitigation), which also gives the biased and unbiased
 classifiers, and PAPER, a `run --recipe paper` on the same cohorts (SIREN, the paper's discovery and
 mitigation), whose `paper_rebalance`, `paper_augment` and `paper_smote` rows (`bench variants`) are the
-ablation. Measured cells are mean ± std [95% t-interval] over seeds; the gap closed is of the seed means, the
+ablation, tabled also as paired steps (`ablation_steps`: does each component add recall NB, seed by seed). Measured cells are mean ± std [95% t-interval] over seeds; the gap closed is of the seed means, the
 paper's way (one ratio of means), so the two sources are compared on the same definition. Where both sources of
 a level are given, both are taken over the seeds they share: a row over seeds 0-4 beside one over seeds 0-2
 would compare cohorts, not methods (the seeds used are in the JSON and the n_seeds column). The two must also
@@ -14,9 +14,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from morphbias_fast.bench import mitigate as bench_mitigate
 from morphbias_fast.errors import MorphbiasError
-from morphbias_fast.report import COLUMNS, aggregate, gap_closed, table_html, write_page
+from morphbias_fast.report import (
+    COLUMNS,
+    aggregate,
+    gap_closed,
+    t_interval,
+    table_html,
+    write_page,
+)
 
 # docs/METHOD.md section 5: acc B, acc NB, recall B, recall NB, prec B, prec NB.
 PUBLISHED = {
@@ -43,6 +52,13 @@ ABLATION = (("re-balancing alone", "paper_rebalance"), ("+ augmentation", "paper
             ("+ SMOTE", "paper_smote"), ("both", "mitigated"))
 TABLE_COLUMNS = (*COLUMNS, "gap_closed_of_means", "wga", "wga_gap_closed_of_means", "n_seeds")
 ABLATION_COLUMNS = ("recall_NB", "gap_closed_of_means", "wga", "n_seeds")
+# Table 3 read as steps, each against the row it adds to (the paper's "each component adds recall NB"):
+# (label, the step's model row, the row it is compared with).
+STEPS = (("re-balancing alone - biased", "paper_rebalance", "biased"),
+         ("+ augmentation - re-balancing alone", "paper_augment", "paper_rebalance"),
+         ("+ SMOTE - re-balancing alone", "paper_smote", "paper_rebalance"),
+         ("both - re-balancing alone", "mitigated", "paper_rebalance"))
+STEP_COLUMNS = ("recall_NB_difference", "seeds_up", "seeds_down", "n_seeds")
 
 
 def finished_seeds(path: Path, level: float) -> dict[str, dict]:
@@ -121,12 +137,35 @@ def ablation_table(paper: dict | None) -> list[dict]:
     return rows
 
 
+def ablation_steps(per_seed: dict[str, dict] | None, seeds: list[str]) -> list[dict]:
+    """Table 3 as paired steps at 0.7: per seed the recall-NB difference of each step from the row it adds to,
+    then mean ± std [95% t-interval] over seeds and the seeds on which it went up or down. Paired, because the
+    seed-to-seed spread of recall NB (about 0.1) is larger than the steps; the published row is the difference
+    of the paper's means."""
+    published = {"biased": PUBLISHED[0.7]["biased"][3], "mitigated": PUBLISHED_ABLATION["both"],
+                 "paper_rebalance": PUBLISHED_ABLATION["re-balancing alone"],
+                 "paper_augment": PUBLISHED_ABLATION["+ augmentation"], "paper_smote": PUBLISHED_ABLATION["+ SMOTE"]}
+    rows = [{"source": "published", "model": label, "recall_NB_difference": round(published[a] - published[b], 3)}
+            for label, a, b in STEPS]
+    for label, a, b in STEPS if per_seed is not None else ():
+        by = [{r["model"]: r["recall_NB"] for r in per_seed[k]["rows"]} for k in seeds]
+        d = [m[a] - m[b] for m in by if a in m and b in m]
+        if len(d) < len(seeds):
+            continue  # a step that was not run on every seed is left out, not averaged over fewer
+        rows.append({"source": "measured", "model": label, "recall_NB_difference": float(np.mean(d)),
+                     "recall_NB_difference_std": float(np.std(d, ddof=1)) if len(d) > 1 else None,
+                     "recall_NB_difference_ci95": t_interval(d), "per_seed": d,
+                     "seeds_up": sum(x > 0 for x in d), "seeds_down": sum(x < 0 for x in d), "n_seeds": len(d)})
+    return rows
+
+
 def run(ours09: Path | None = None, paper09: Path | None = None, ours07: Path | None = None,
         paper07: Path | None = None) -> dict:
     """The three tables from whichever folders are given (a table without measured rows keeps the published)."""
     tables, seeds = {}, {}
     for level, ours, paper in ((0.9, ours09, paper09), (0.7, ours07, paper07)):
         o, p = (None if path is None else finished_seeds(path, level) for path in (ours, paper))
+        per_seed_p07 = p  # the last level is 0.7: its recipe's seeds give Table 3's steps
         seeds[level] = shared_seeds(o, p)
         if o is not None and p is not None:
             check_same_classifiers(o, p, seeds[level], level)
@@ -135,12 +174,16 @@ def run(ours09: Path | None = None, paper09: Path | None = None, ours07: Path | 
     return {"sources": {k: None if v is None else str(v) for k, v in
                         (("ours09", ours09), ("paper09", paper09), ("ours07", ours07), ("paper07", paper07))},
             "seeds": {"0.9": seeds[0.9], "0.7": seeds[0.7]},
-            "table_1": main_table(0.9, o9, p9), "table_2": main_table(0.7, o7, p7), "table_3": ablation_table(p7)}
+            "table_1": main_table(0.9, o9, p9), "table_2": main_table(0.7, o7, p7), "table_3": ablation_table(p7),
+            "table_3_steps": ablation_steps(per_seed_p07, seeds[0.7])}
 
 
 TITLES = {"table_1": "Table 1: bias level 0.9", "table_2": "Table 2: bias level 0.7",
-          "table_3": "Table 3: the paper's ablation at 0.7 (recall NB)"}
-LEVEL_OF = {"table_1": "0.9", "table_2": "0.7", "table_3": "0.7"}
+          "table_3": "Table 3: the paper's ablation at 0.7 (recall NB)",
+          "table_3_steps": "Table 3 as steps: each row's recall NB minus the row it adds to, paired by seed"}
+LEVEL_OF = {"table_1": "0.9", "table_2": "0.7", "table_3": "0.7", "table_3_steps": "0.7"}
+COLUMNS_OF = {"table_1": TABLE_COLUMNS, "table_2": TABLE_COLUMNS, "table_3": ABLATION_COLUMNS,
+              "table_3_steps": STEP_COLUMNS}
 
 
 def _title(res: dict, key: str) -> str:
@@ -152,8 +195,7 @@ def _title(res: dict, key: str) -> str:
 def format_tables(res: dict) -> str:
     """Markdown: the three tables, published rows first (gap closed = recall-NB gap closed of the means)."""
     return "\n".join(bench_mitigate.format_table(
-        _title(res, k), res[k], ABLATION_COLUMNS if k == "table_3" else TABLE_COLUMNS, keys=("source", "model"))
-        for k in TITLES)
+        _title(res, k), res[k], COLUMNS_OF[k], keys=("source", "model")) for k in TITLES if k in res)
 
 
 def write_html(path: Path, res: dict) -> None:
@@ -164,8 +206,6 @@ def write_html(path: Path, res: dict) -> None:
              "which the paper does not report. Sources: " + ", ".join(f"{k} = {v}" for k, v in res["sources"].items()
                                                                   if v is not None) + ".</p>")
     parts = ["<h1>The paper's tables beside ours</h1>", intro]
-    for k in TITLES:
-        title = _title(res, k)
-        cols = ABLATION_COLUMNS if k == "table_3" else TABLE_COLUMNS
-        parts += [f"<h2>{title}</h2>", table_html({"rows": res[k]}, cols, keys=("source", "model"))]
+    for k in (k for k in TITLES if k in res):
+        parts += [f"<h2>{_title(res, k)}</h2>", table_html({"rows": res[k]}, COLUMNS_OF[k], keys=("source", "model"))]
     write_page(path, parts)

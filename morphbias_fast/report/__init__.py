@@ -6,10 +6,29 @@ page.py     report.html: the headline, the cells, the paper's table and the figu
             same tables and page for other comparisons (write_page, table_html)
 stage.py    writes RUN/metrics.json and RUN/report.html
 """
-from morphbias_fast.report.metrics import COLUMNS, aggregate, gap_closed, metrics_table
+from morphbias_fast.report.metrics import (
+    COLUMNS,
+    aggregate,
+    gap_closed,
+    metrics_table,
+    t_interval,
+)
 from morphbias_fast.report.page import table_html, write_page
 from morphbias_fast.report.stage import Config, Result, run, run_seeds, table
 from morphbias_fast.report.twins import twin_probabilities
 
-__all__ = ["Config", "Result", "run", "run_seeds", "COLUMNS", "aggregate", "gap_closed", "metrics_table",
-           "table", "table_html", "twin_probabilities", "write_page"]
+__all__ = [
+    "COLUMNS",
+    "Config",
+    "Result",
+    "aggregate",
+    "gap_closed",
+    "metrics_table",
+    "run",
+    "run_seeds",
+    "t_interval",
+    "table",
+    "table_html",
+    "twin_probabilities",
+    "write_page",
+]

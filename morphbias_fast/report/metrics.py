@@ -121,7 +121,7 @@ def metrics_table(run: RunFolder, bias: pd.Series, twin_probs: dict | None = Non
     return {"split": "test", "rows": rows}
 
 
-def _t_interval(xs: list[float]) -> list[float] | None:
+def t_interval(xs: list[float]) -> list[float] | None:
     """95% t-interval of the mean over seeds (None with one seed)."""
     if len(xs) < 2:
         return None
@@ -170,7 +170,7 @@ def aggregate(per_seed: list[dict]) -> dict:
             if all(x is not None for x in xs):
                 row[k] = float(np.mean(xs))
                 row[f"{k}_std"] = float(np.std(xs, ddof=1)) if len(xs) > 1 else None  # undefined for one seed
-                row[f"{k}_ci95"] = _t_interval(xs)
+                row[f"{k}_ci95"] = t_interval(xs)
         rows.append(row)
     by = {r["model"]: r for r in rows}
     if "biased" in by and "unbiased" in by:
