@@ -5,10 +5,11 @@ from two `--seeds` folders per bias level (run folders or `bench mitigate --arch
 `morphbias-fast run` (hash grid, our discovery and mitigation), which also gives the biased and unbiased
 classifiers, and PAPER, a `run --recipe paper` on the same cohorts (SIREN, the paper's discovery and
 mitigation), whose `paper_rebalance`, `paper_augment` and `paper_smote` rows (`bench variants`) are the
-ablation, tabled also as paired steps (`ablation_steps`: does each component add recall NB, seed by seed). Measured cells are mean ± std [95% t-interval] over seeds; the gap closed is of the seed means, the
-paper's way (one ratio of means), so the two sources are compared on the same definition. Where both sources of
-a level are given, both are taken over the seeds they share: a row over seeds 0-4 beside one over seeds 0-2
-would compare cohorts, not methods (the seeds used are in the JSON and the n_seeds column). The two must also
+ablation, tabled also as paired steps (`ablation_steps`: does each component add recall NB, seed by seed).
+Measured cells are mean ± std [95% t-interval] over seeds; the gap closed is of the seed means, the paper's
+way (one ratio of means), so the two sources are compared on the same definition. Where both sources of a level
+are given, both are taken over the seeds they share: a row over seeds 0-4 beside one over seeds 0-2 would
+compare cohorts, not methods (the seeds used are in the JSON and the n_seeds column). The two must also
 share their biased classifiers (a rerun of a seed can train another one), and are refused where they do not."""
 from __future__ import annotations
 
@@ -161,11 +162,12 @@ def ablation_steps(per_seed: dict[str, dict] | None, seeds: list[str]) -> list[d
 
 def run(ours09: Path | None = None, paper09: Path | None = None, ours07: Path | None = None,
         paper07: Path | None = None) -> dict:
-    """The three tables from whichever folders are given (a table without measured rows keeps the published)."""
-    tables, seeds = {}, {}
+    """The three tables and Table 3's steps from whichever folders are given (a table without measured rows keeps
+    the published)."""
+    tables, seeds, recipe = {}, {}, {}
     for level, ours, paper in ((0.9, ours09, paper09), (0.7, ours07, paper07)):
         o, p = (None if path is None else finished_seeds(path, level) for path in (ours, paper))
-        per_seed_p07 = p  # the last level is 0.7: its recipe's seeds give Table 3's steps
+        recipe[level] = p
         seeds[level] = shared_seeds(o, p)
         if o is not None and p is not None:
             check_same_classifiers(o, p, seeds[level], level)
@@ -175,7 +177,7 @@ def run(ours09: Path | None = None, paper09: Path | None = None, ours07: Path | 
                         (("ours09", ours09), ("paper09", paper09), ("ours07", ours07), ("paper07", paper07))},
             "seeds": {"0.9": seeds[0.9], "0.7": seeds[0.7]},
             "table_1": main_table(0.9, o9, p9), "table_2": main_table(0.7, o7, p7), "table_3": ablation_table(p7),
-            "table_3_steps": ablation_steps(per_seed_p07, seeds[0.7])}
+            "table_3_steps": ablation_steps(recipe[0.7], seeds[0.7])}
 
 
 TITLES = {"table_1": "Table 1: bias level 0.9", "table_2": "Table 2: bias level 0.7",
@@ -193,13 +195,14 @@ def _title(res: dict, key: str) -> str:
 
 
 def format_tables(res: dict) -> str:
-    """Markdown: the three tables, published rows first (gap closed = recall-NB gap closed of the means)."""
+    """Markdown: the three tables and Table 3's steps, published rows first (gap closed = recall-NB gap closed of
+    the means)."""
     return "\n".join(bench_mitigate.format_table(
         _title(res, k), res[k], COLUMNS_OF[k], keys=("source", "model")) for k in TITLES if k in res)
 
 
 def write_html(path: Path, res: dict) -> None:
-    """The three tables as one standalone page (published rows first, then the measured ones)."""
+    """The three tables and Table 3's steps as one standalone page (published rows first, then the measured ones)."""
     intro = ("<p>Published: the paper's means over five seeds. Measured: mean &plusmn; std [95% t-interval] over "
              "this project's seeds, on the balanced test split. Gap closed = recall-NB gap closed of the seed means, "
              "the paper's measure (unbounded above); WGA = worst-group accuracy over the four bias x disease cells, "
