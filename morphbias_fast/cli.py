@@ -36,8 +36,8 @@ from morphbias_fast.runfolder import ModelFolder, RunFolder
 # Options several commands share, defined once.
 def seed_option(f):
     return click.option("--seed", type=int, default=0, show_default=True,
-                        help="Random seed: the same seed gives the same result on the CPU at the same torch thread count "
-                             "(recorded in metrics.json).")(f)
+                        help="Random seed: the same seed gives the same result on the CPU at the same torch "
+                             "thread count (recorded in metrics.json).")(f)
 
 
 def device_option(f):

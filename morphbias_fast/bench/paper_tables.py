@@ -143,12 +143,13 @@ def ablation_steps(per_seed: dict[str, dict] | None, seeds: list[str]) -> list[d
     then mean ± std [95% t-interval] over seeds and the seeds on which it went up or down. Paired, because the
     seed-to-seed spread of recall NB (about 0.1) is larger than the steps; the published row is the difference
     of the paper's means."""
-    published = {"biased": PUBLISHED[0.7]["biased"][3], "mitigated": PUBLISHED_ABLATION["both"],
-                 "paper_rebalance": PUBLISHED_ABLATION["re-balancing alone"],
-                 "paper_augment": PUBLISHED_ABLATION["+ augmentation"], "paper_smote": PUBLISHED_ABLATION["+ SMOTE"]}
+    published = {"biased": PUBLISHED[0.7]["biased"][3],
+                 **{model: PUBLISHED_ABLATION[label] for label, model in ABLATION}}
     rows = [{"source": "published", "model": label, "recall_NB_difference": round(published[a] - published[b], 3)}
             for label, a, b in STEPS]
-    for label, a, b in STEPS if per_seed is not None else ():
+    if per_seed is None:
+        return rows
+    for label, a, b in STEPS:
         by = [{r["model"]: r["recall_NB"] for r in per_seed[k]["rows"]} for k in seeds]
         d = [m[a] - m[b] for m in by if a in m and b in m]
         if len(d) < len(seeds):
